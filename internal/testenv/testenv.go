@@ -1,0 +1,70 @@
+// Package testenv holds the rules shared by the harnesses that start real
+// servers for tests (Unleash, Vault): where their cached installs live, and
+// what a test does when a server cannot be started.
+//
+// The rule (DEVELOPERS.md): in CI a missing server is a failure, never a skip.
+// Outside CI a test may skip, and must say why and how to fix it.
+package testenv
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+)
+
+// InCI reports whether the tests run in CI: the CI variable is set to a true
+// value (GitHub Actions, GitLab and our own .ci/run all set CI=true).
+func InCI() bool {
+	v, err := strconv.ParseBool(os.Getenv("CI"))
+	return err == nil && v
+}
+
+// Unavailable stops the test because a real server it needs cannot be
+// started: a failure in CI, a skip elsewhere. The reason should say what is
+// missing and which command installs it.
+func Unavailable(tb testing.TB, reason string) {
+	tb.Helper()
+	if InCI() {
+		tb.Fatalf("real server unavailable in CI (CI=%s): %s", os.Getenv("CI"), reason)
+	}
+	tb.Skipf("skipping: %s (set CI=true to make this a failure)", reason)
+}
+
+// CacheDir is where slow-to-build test servers are installed, outside the
+// repository so that clones on the same machine share them:
+// $UNLEASH_ROTATOR_CACHE, or ~/.cache/unleash-rotator. The scripts in
+// scripts/ use the same rule.
+func CacheDir() (string, error) {
+	if d := os.Getenv("UNLEASH_ROTATOR_CACHE"); d != "" {
+		return d, nil
+	}
+	base, err := os.UserCacheDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(base, "unleash-rotator"), nil
+}
+
+// ModuleRoot returns the directory holding the main module's go.mod, found by
+// walking up from the working directory (tests run in their package's
+// directory). Harnesses use it to find scripts/.
+func ModuleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "scripts")); err == nil {
+			if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+				return dir, nil
+			}
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("testenv: no go.mod with a scripts/ directory above the working directory")
+		}
+		dir = parent
+	}
+}
