@@ -1,0 +1,90 @@
+package unleashtest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"testing"
+
+	"github.com/unleash-rotator/unleash-rotator/internal/testenv"
+)
+
+// The server that [Main] started for this test binary, or why it has none.
+var (
+	mainCalled bool
+	mainServer *Server
+	mainErr    error
+)
+
+// Main is for TestMain: it starts one server for the whole test binary, runs
+// the tests and stops the server. It returns the exit code, for os.Exit:
+//
+//	func TestMain(m *testing.M) { os.Exit(unleashtest.Main(m, opts, nil)) }
+//
+// When the server cannot start, Main follows the testenv rule: in CI it prints
+// the reason and returns 1 without running any test; elsewhere it prints the
+// reason and runs the tests anyway, so that unit tests still run and the tests
+// that call [Require] skip with that reason.
+//
+// use, if not nil, receives the server (nil when there is none) before the
+// tests run; most packages call [Require] in each test instead.
+func Main(m *testing.M, opts Options, use func(*Server)) int {
+	mainCalled = true
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	mainServer, mainErr = Start(ctx, opts)
+	cancel()
+	if mainErr != nil {
+		if testenv.InCI() {
+			fmt.Fprintf(os.Stderr, "unleashtest: a real Unleash server is required in CI (CI=%s): %v\n", os.Getenv("CI"), mainErr)
+			return 1
+		}
+		fmt.Fprintf(os.Stderr, "unleashtest: tests that need a real Unleash server will skip: %v\n", mainErr)
+	}
+	if use != nil {
+		use(mainServer)
+	}
+	code := m.Run()
+	if mainServer != nil {
+		if err := mainServer.Stop(); err != nil {
+			fmt.Fprintf(os.Stderr, "unleashtest: %v\n", err)
+			if code == 0 {
+				code = 1
+			}
+		}
+	}
+	return code
+}
+
+// Require returns the server started by [Main]. Without one it stops the test
+// through [testenv.Unavailable] (skip outside CI, fail in CI) with the reason
+// the server did not start.
+func Require(tb testing.TB) *Server {
+	tb.Helper()
+	if !mainCalled {
+		tb.Fatal("unleashtest.Require: the package's TestMain must call unleashtest.Main")
+	}
+	if mainServer == nil {
+		testenv.Unavailable(tb, mainErr.Error())
+	}
+	return mainServer
+}
+
+// New starts a server of the test's own, for tests that need other [Options]
+// than the shared one, and stops it when the test ends. Without a server it
+// calls [testenv.Unavailable].
+func New(tb testing.TB, opts Options) *Server {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(tb.Context(), startTimeout)
+	defer cancel()
+	s, err := Start(ctx, opts)
+	if err != nil {
+		testenv.Unavailable(tb, err.Error())
+		return nil
+	}
+	tb.Cleanup(func() {
+		if err := s.Stop(); err != nil {
+			tb.Errorf("unleashtest: %v", err)
+		}
+	})
+	return s
+}
