@@ -1,0 +1,48 @@
+# unleash-rotator — common tasks. `make help` lists them.
+#
+# Slow-to-build test servers (Unleash from npm, a Vault dev server built from
+# Vault's Go packages) and pinned tools are cached outside the repository, in
+# $(UNLEASH_ROTATOR_CACHE) (default ~/.cache/unleash-rotator), keyed by version.
+
+SHELL := /usr/bin/env bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+GO      ?= go
+PKGS    ?= ./...
+BENCH   ?= .
+
+.PHONY: help
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+.PHONY: test-deps
+test-deps: ## install the real servers the tests use (PostgreSQL, Unleash 8.2.0, Vault dev server)
+	scripts/unleash-dev.sh install
+	scripts/vaultdev-build.sh >/dev/null
+
+.PHONY: test
+test: test-deps ## run every test, against real Unleash and Vault servers, with the race detector
+	$(GO) test -race -count=1 $(PKGS)
+
+.PHONY: lint
+lint: ## golangci-lint (pinned) on both modules, shellcheck on the scripts
+	lint=$$(scripts/tools.sh golangci-lint); \
+	$$lint run ./... && (cd tools/vaultdev && $$lint run ./...)
+	@if command -v shellcheck >/dev/null; then shellcheck scripts/*.sh .ci/run; \
+	else echo "shellcheck not installed: skipping the scripts (apt-get install shellcheck)"; fi
+
+.PHONY: fmt
+fmt: ## format the code
+	gofmt -w $$(git ls-files '*.go')
+
+.PHONY: bench
+bench: test-deps ## run the benchmarks (sink cost per rotation, engine pass cost)
+	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem $(PKGS)
+
+.PHONY: unleash-up
+unleash-up: ## start a local Unleash for experiments; prints the export lines to eval
+	@scripts/unleash-dev.sh start
+
+.PHONY: unleash-down
+unleash-down: ## stop the local Unleash started by unleash-up (needs UNLEASH_DEV_DIR from its output)
+	scripts/unleash-dev.sh stop --purge
