@@ -1,0 +1,493 @@
+package rotation
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/unleash-rotator/unleash-rotator/internal/secret"
+)
+
+var now = time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+
+const day = 24 * time.Hour
+
+// tok is an API token of the lineage "svc" (backend, default/development).
+// A non-empty rid marks it as the rotator's; secret "" makes it unreadable.
+func tok(id, rid string, created, expires time.Time, sec string) Token {
+	name := "svc"
+	if rid != "" {
+		name = Mark("svc", rid)
+	}
+	return Token{ID: id, Kind: KindAPIToken, Name: name, Type: "backend", Projects: []string{"default"},
+		Environment: "development", CreatedAt: created, ExpiresAt: expires, Secret: secret.New(sec)}
+}
+
+func holding(sink string, t Token, written time.Time) SinkState {
+	sec := t.Secret
+	if sec.IsZero() {
+		sec = secret.New("secret-of-" + t.ID)
+	}
+	return SinkState{Dest: Dest{Sink: sink, Path: "p"}, Record: Record{Secret: sec, Version: "v1", Meta: Metadata{
+		TokenID: t.ID, TokenName: t.Name, Fingerprint: sec.Fingerprint(), WrittenAt: written, VerifiedAt: written, WrittenBy: Writer}}}
+}
+
+func empty(sink string) SinkState { return SinkState{Dest: Dest{Sink: sink, Path: "p"}, Empty: true} }
+
+func lineage(p Policy) Lineage {
+	return Lineage{Target: "t", Spec: Spec{Kind: KindAPIToken, Name: "svc", Type: "backend", Projects: []string{"default"}, Environment: "development"}, Policy: p}
+}
+
+func logPolicy() Policy { return DefaultPolicy() }
+
+func deletePolicy() Policy {
+	p := DefaultPolicy()
+	p.Retire, p.Grace = RetireDelete, day
+	return p
+}
+
+func TestRenewAt(t *testing.T) {
+	t.Parallel()
+	created := now
+	expires := now.Add(90 * day)
+	tests := []struct {
+		name   string
+		policy Policy
+		token  Token
+		want   time.Time
+	}{
+		{name: "duration", policy: Policy{RenewBefore: 30 * day}, token: Token{CreatedAt: created, ExpiresAt: expires}, want: now.Add(60 * day)},
+		// cert-manager #7420: the percentage is of lifetime REMAINING at
+		// renewal, so 33% renews a 90-day token with 29.7 days left, late
+		// in its life — not after 33% of it has passed.
+		{name: "percent remaining", policy: Policy{RenewBeforePercent: 33}, token: Token{CreatedAt: created, ExpiresAt: expires}, want: expires.Add(-time.Duration(29.7 * float64(day)))},
+		{name: "percent 90 renews early", policy: Policy{RenewBeforePercent: 90}, token: Token{CreatedAt: created, ExpiresAt: expires}, want: now.Add(9 * day)},
+		{name: "percent of real lifetime, not configured", policy: Policy{RenewBeforePercent: 50, Lifetime: 365 * day}, token: Token{CreatedAt: created, ExpiresAt: now.Add(10 * day)}, want: now.Add(5 * day)},
+		{name: "never expires", policy: Policy{RenewBefore: day}, token: Token{CreatedAt: created}, want: time.Time{}},
+		{name: "unknown creation: at expiry", policy: Policy{RenewBeforePercent: 33}, token: Token{ExpiresAt: expires}, want: expires},
+		{name: "created after expiry: at expiry", policy: Policy{RenewBeforePercent: 33}, token: Token{CreatedAt: expires.Add(time.Hour), ExpiresAt: expires}, want: expires},
+		// cert-manager #8937: no overflow for long lifetimes.
+		{name: "200-year token", policy: Policy{RenewBeforePercent: 50}, token: Token{CreatedAt: created, ExpiresAt: created.Add(200 * 365 * day)}, want: created.Add(100 * 365 * day)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			assert.Equal(t, tt.want, tt.policy.RenewAt(tt.token))
+		})
+	}
+}
+
+func TestPlanWindows(t *testing.T) {
+	t.Parallel()
+	created := now.Add(-60 * day)
+	expires := created.Add(90 * day) // renews at created + 60.3 days
+	renewAt := DefaultPolicy().RenewAt(Token{CreatedAt: created, ExpiresAt: expires})
+	cur := tok("a", "", created, expires, "s-a")
+
+	tests := []struct {
+		name   string
+		at     time.Time
+		token  Token
+		policy Policy
+		force  bool
+		action Action
+		reason string
+	}{
+		{name: "well before", at: now, token: cur, policy: logPolicy(), action: ActionNone, reason: "expires in 30d0h, renews in 7h12m0s"},
+		{name: "one second before renewal", at: renewAt.Add(-time.Second), token: cur, policy: logPolicy(), action: ActionNone},
+		{name: "exactly at renewal", at: renewAt, token: cur, policy: logPolicy(), action: ActionRotate, reason: "due: expires in 29d16h"},
+		{name: "expired", at: expires.Add(time.Hour), token: cur, policy: logPolicy(), action: ActionRotate, reason: "expired 1h0m0s ago"},
+		{name: "expiry instant counts as expired", at: expires, token: cur, policy: logPolicy(), action: ActionRotate, reason: "expired"},
+		{name: "forced", at: now, token: cur, policy: logPolicy(), force: true, action: ActionRotate, reason: "rotation forced"},
+		{name: "no expiry is reported", at: now, token: tok("a", "", created, time.Time{}, "s-a"), policy: logPolicy(), action: ActionNone, reason: "never expires (left alone"},
+		{
+			name: "no expiry brought under rotation", at: now, token: tok("a", "", created, time.Time{}, "s-a"),
+			policy: func() Policy { p := logPolicy(); p.NoExpiry = NoExpiryRotate; return p }(), action: ActionRotate, reason: "never expires: replacing",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			o := Observation{Tokens: []Token{tt.token}, Sinks: []SinkState{holding("s1", tt.token, created)}}
+			d := Plan(tt.at, lineage(tt.policy), o, tt.force)
+			assert.Equal(t, tt.action, d.Action, d.Reason)
+			assert.Contains(t, d.Reason, tt.reason)
+			require.NotNil(t, d.Current)
+			assert.Equal(t, "a", d.Current.ID)
+			assert.Empty(t, d.Lacking)
+		})
+	}
+}
+
+func TestPlanBootstrapAndRedelivery(t *testing.T) {
+	t.Parallel()
+	created := now.Add(-10 * day)
+	expires := created.Add(90 * day)
+	readable := tok("a", "", created, expires, "s-a")
+	secure := tok("a", "", created, expires, "")
+	t2 := tok("b", "20261120T000000Z-000002", now.Add(-2*day), now.Add(88*day), "")
+
+	tests := []struct {
+		name     string
+		declared bool
+		obs      Observation
+		action   Action
+		reason   string
+		current  string
+		lacking  []int
+		secret   string
+	}{
+		{
+			name: "readable token, empty sinks: publish it", obs: Observation{Tokens: []Token{readable}, Sinks: []SinkState{empty("s1"), empty("s2")}},
+			action: ActionPublish, current: "a", lacking: []int{0, 1}, secret: "s-a", reason: "s1:p, s2:p lack the current token",
+		},
+		{
+			name: "secure token, empty sink: its secret is gone, so rotate", obs: Observation{Tokens: []Token{secure}, Sinks: []SinkState{empty("s1")}},
+			action: ActionRotate, current: "a", lacking: []int{0}, reason: "cannot be read back",
+		},
+		{
+			name: "declared, nothing exists: create", declared: true, obs: Observation{Sinks: []SinkState{empty("s1")}},
+			action: ActionRotate, reason: "no token exists yet",
+		},
+		{
+			name: "discovered, nothing exists: nothing to do", obs: Observation{Sinks: []SinkState{empty("s1")}},
+			action: ActionNone, reason: "no token exists",
+		},
+		{
+			name: "discovered, only expired tokens: left alone", obs: Observation{Tokens: []Token{tok("a", "", now.Add(-100*day), now.Add(-day), "s-a")}, Sinks: []SinkState{empty("s1")}},
+			action: ActionNone, reason: "every token has expired and no sink holds one",
+		},
+		{
+			name: "declared, only expired tokens: create", declared: true, obs: Observation{Tokens: []Token{tok("a", "", now.Add(-100*day), now.Add(-day), "s-a")}, Sinks: []SinkState{empty("s1")}},
+			action: ActionRotate, reason: "every token has expired: creating",
+		},
+		{
+			// A pass that died mid-publish: s1 has the new token, s2 the old.
+			// The new one's secret comes from s1.
+			name:   "partial publish: re-deliver from the sink that holds it",
+			obs:    Observation{Tokens: []Token{secure, t2}, Sinks: []SinkState{holding("s1", t2, now.Add(-2*day)), holding("s2", secure, created)}},
+			action: ActionPublish, current: "b", lacking: []int{1}, secret: "secret-of-b",
+		},
+		{
+			name: "sink holds a token Unleash no longer has", obs: Observation{Tokens: []Token{readable}, Sinks: []SinkState{holding("s1", tok("gone", "", created, expires, "x"), created)}},
+			action: ActionPublish, current: "a", lacking: []int{0}, secret: "s-a",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			l := lineage(logPolicy())
+			l.Declared = tt.declared
+			d := Plan(now, l, tt.obs, false)
+			assert.Equal(t, tt.action, d.Action, d.Reason)
+			assert.Contains(t, d.Reason, tt.reason)
+			if tt.current == "" {
+				assert.Nil(t, d.Current)
+				return
+			}
+			require.NotNil(t, d.Current)
+			assert.Equal(t, tt.current, d.Current.ID)
+			assert.Equal(t, tt.lacking, d.Lacking)
+			assert.Equal(t, tt.secret, d.Current.Secret.Reveal())
+			for _, r := range d.Retire {
+				for _, s := range tt.obs.Sinks {
+					assert.NotEqual(t, s.Record.Meta.TokenID, r.Token.ID, "a token a sink holds is never retired")
+				}
+			}
+		})
+	}
+}
+
+func TestPlanInterruptedRotation(t *testing.T) {
+	t.Parallel()
+	created := now.Add(-70 * day)
+	old := tok("old", "", created, created.Add(90*day), "")
+	newer := tok("n1", "20261122T110000Z-aaaaaa", now.Add(-time.Hour), now.Add(90*day), "s-n1")
+	newest := tok("n2", "20261122T113000Z-bbbbbb", now.Add(-30*time.Minute), now.Add(90*day), "s-n2")
+	unreadable := tok("n3", "20261122T114000Z-cccccc", now.Add(-20*time.Minute), now.Add(90*day), "")
+	predecessor := tok("p0", "20260801T000000Z-dddddd", created.Add(-90*day), now.Add(5*day), "s-p0")
+
+	t.Run("readable orphan is adopted, older ones deleted", func(t *testing.T) {
+		t.Parallel()
+		o := Observation{Tokens: []Token{old, newer, newest}, Sinks: []SinkState{holding("s1", old, created), holding("s2", old, created)}}
+		d := Plan(now, lineage(logPolicy()), o, false)
+		assert.Equal(t, ActionAdopt, d.Action, d.Reason)
+		assert.Equal(t, "n2", d.Current.ID)
+		assert.Equal(t, []int{0, 1}, d.Lacking)
+		assert.Equal(t, []string{"n1"}, ids(d.Orphans))
+		assert.Empty(t, d.Retire, "nothing retires before the adopted token is published")
+	})
+	t.Run("unreadable orphan is deleted and the lineage planned as usual", func(t *testing.T) {
+		t.Parallel()
+		o := Observation{Tokens: []Token{old, unreadable}, Sinks: []SinkState{holding("s1", old, created)}}
+		d := Plan(now, lineage(logPolicy()), o, false)
+		assert.Equal(t, ActionRotate, d.Action, "old is due, so it rotates again")
+		assert.Equal(t, "old", d.Current.ID)
+		assert.Equal(t, []string{"n3"}, ids(d.Orphans))
+	})
+	t.Run("orphans from a crashed first rotation, nothing held yet", func(t *testing.T) {
+		t.Parallel()
+		fresh := tok("u", "", now.Add(-time.Hour), now.Add(89*day), "s-u")
+		o := Observation{Tokens: []Token{fresh, unreadable}, Sinks: []SinkState{empty("s1")}}
+		d := Plan(now, lineage(logPolicy()), o, false)
+		assert.Equal(t, ActionPublish, d.Action)
+		assert.Equal(t, "u", d.Current.ID)
+		assert.Equal(t, []string{"n3"}, ids(d.Orphans))
+	})
+	t.Run("older marked tokens are predecessors, not orphans", func(t *testing.T) {
+		t.Parallel()
+		o := Observation{Tokens: []Token{predecessor, newer}, Sinks: []SinkState{holding("s1", newer, now.Add(-time.Hour))}}
+		d := Plan(now, lineage(logPolicy()), o, false)
+		assert.Equal(t, ActionNone, d.Action)
+		assert.Empty(t, d.Orphans)
+		require.Len(t, d.Retire, 1)
+		assert.Equal(t, StepLog, d.Retire[0].Step)
+		assert.Equal(t, "p0", d.Retire[0].Token.ID)
+	})
+	t.Run("a forced rotation does not adopt", func(t *testing.T) {
+		t.Parallel()
+		o := Observation{Tokens: []Token{old, newest}, Sinks: []SinkState{holding("s1", old, created)}}
+		d := Plan(now, lineage(logPolicy()), o, true)
+		assert.Equal(t, ActionRotate, d.Action)
+		assert.Equal(t, []string{"n2"}, ids(d.Orphans))
+	})
+}
+
+func ids(ts []Token) []string {
+	var out []string
+	for _, t := range ts {
+		out = append(out, t.ID)
+	}
+	return out
+}
+
+func TestPlanRetirement(t *testing.T) {
+	t.Parallel()
+	published := now.Add(-2 * day)
+	cur := tok("c", "20261120T120000Z-cccccc", published, published.Add(90*day), "s-c")
+	cur.SeenAt = now.Add(-time.Hour)
+	old := tok("o", "", now.Add(-85*day), now.Add(5*day), "s-o")
+	oldSeen := func(ago time.Duration) Token { o := old; o.SeenAt = now.Add(-ago); return o }
+	with := func(p Policy, f func(*Policy)) Policy { f(&p); return p }
+
+	tests := []struct {
+		name  string
+		p     Policy
+		old   Token
+		cur   Token
+		sinks []SinkState
+		step  RetireStep
+		at    time.Time
+		why   string
+	}{
+		{name: "log mode", p: logPolicy(), old: old, step: StepLog, why: "retire mode log"},
+		{name: "delete after grace", p: deletePolicy(), old: old, step: StepDelete},
+		// Publication completes with the last sink's write (s2, an hour later).
+		{name: "grace not over", p: with(deletePolicy(), func(p *Policy) { p.Grace = 3 * day }), old: old, step: StepWait, at: published.Add(time.Hour + 3*day), why: "grace period"},
+		{
+			name: "publication incomplete", p: deletePolicy(), old: old,
+			sinks: []SinkState{holding("s1", cur, published), empty("s2")}, step: StepWait, why: "not every sink holds",
+		},
+		{name: "old token still used", p: with(deletePolicy(), func(p *Policy) { p.UnseenFor = 15 * time.Minute }), old: oldSeen(2 * time.Minute), step: StepWait, at: now.Add(13 * time.Minute), why: "still in use"},
+		{name: "old token unseen long enough", p: with(deletePolicy(), func(p *Policy) { p.UnseenFor = 15 * time.Minute }), old: oldSeen(20 * time.Minute), step: StepDelete},
+		{name: "old token never seen", p: with(deletePolicy(), func(p *Policy) { p.UnseenFor = 15 * time.Minute }), old: old, step: StepDelete},
+		{
+			// The rotator's own check counts as a use in seenAt; a seenAt
+			// within SeenLag of that check proves nothing.
+			name: "new token only seen by the rotator's check", p: with(deletePolicy(), func(p *Policy) { p.RequireNewSeen = true }), old: old,
+			cur: func() Token { c := cur; c.SeenAt = published.Add(2 * time.Minute); return c }(), step: StepWait, why: "no consumer has used",
+		},
+		{name: "new token used by a consumer", p: with(deletePolicy(), func(p *Policy) { p.RequireNewSeen = true }), old: old, step: StepDelete},
+		{name: "expire mode", p: with(deletePolicy(), func(p *Policy) { p.Retire = RetireExpire; p.ExpireDelay = 2 * time.Minute }), old: old, step: StepExpire, at: now.Add(2 * time.Minute)},
+		{
+			name: "expire mode, already expiring", p: with(deletePolicy(), func(p *Policy) { p.Retire = RetireExpire; p.ExpireDelay = 2 * time.Minute }),
+			old: tok("o", "", now.Add(-85*day), now.Add(time.Minute), "s-o"), step: StepWait, at: now.Add(time.Minute), why: "expires at",
+		},
+		{name: "expired old token is deleted in delete mode", p: deletePolicy(), old: tok("o", "", now.Add(-95*day), now.Add(-day), "s-o"), step: StepGC},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c := cur
+			if tt.cur.ID != "" {
+				c = tt.cur
+			}
+			sinks := tt.sinks
+			if sinks == nil {
+				sinks = []SinkState{holding("s1", c, published), holding("s2", c, published.Add(time.Hour))}
+			}
+			d := Plan(now, lineage(tt.p), Observation{Tokens: []Token{tt.old, c}, Sinks: sinks}, false)
+			require.Len(t, d.Retire, 1, d.Reason)
+			r := d.Retire[0]
+			assert.Equal(t, tt.step, r.Step, r.Reason)
+			assert.Equal(t, "o", r.Token.ID)
+			if !tt.at.IsZero() {
+				assert.Equal(t, tt.at, r.At)
+			}
+			assert.Contains(t, r.Reason, tt.why)
+		})
+	}
+
+	t.Run("log mode keeps expired tokens, but offers its own for capacity", func(t *testing.T) {
+		t.Parallel()
+		ownExpired := tok("x", "20260101T000000Z-eeeeee", now.Add(-200*day), now.Add(-day), "")
+		foreignExpired := tok("y", "", now.Add(-300*day), now.Add(-100*day), "")
+		o := Observation{Tokens: []Token{ownExpired, foreignExpired, cur}, Sinks: []SinkState{holding("s1", cur, published)}}
+		d := Plan(now, lineage(logPolicy()), o, false)
+		assert.Empty(t, d.Retire)
+		assert.Equal(t, []string{"x"}, ids(d.Expired))
+	})
+	t.Run("a newer hand-made token is left alone", func(t *testing.T) {
+		t.Parallel()
+		manual := tok("m", "", now.Add(-time.Hour), now.Add(30*day), "s-m")
+		o := Observation{Tokens: []Token{manual, cur}, Sinks: []SinkState{holding("s1", cur, published)}}
+		d := Plan(now, lineage(deletePolicy()), o, false)
+		assert.Empty(t, d.Retire)
+		require.Len(t, d.Warnings, 1)
+		assert.Contains(t, d.Warnings[0], "was not created by the rotator; left alone")
+	})
+}
+
+func TestPlanBlocked(t *testing.T) {
+	t.Parallel()
+	cur := tok("c", "", now.Add(-day), now.Add(89*day), "s-c")
+	foreign := SinkState{Dest: Dest{Sink: "vault", Path: "p"}, Record: Record{Secret: secret.New("hand-written"), Meta: Metadata{Fingerprint: secret.New("hand-written").Fingerprint()}}}
+
+	d := Plan(now, lineage(logPolicy()), Observation{Tokens: []Token{cur}, Sinks: []SinkState{{Dest: Dest{Sink: "vault", Path: "p"}, Err: errors.New("permission denied")}}}, false)
+	assert.Equal(t, ActionBlocked, d.Action)
+	assert.Contains(t, d.Reason, "cannot read vault:p: permission denied; nothing changed")
+
+	d = Plan(now, lineage(logPolicy()), Observation{Tokens: []Token{cur}, Sinks: []SinkState{foreign}}, true)
+	assert.Equal(t, ActionBlocked, d.Action, "not even a forced rotation overwrites foreign content")
+	assert.Contains(t, d.Reason, "did not write; refusing to overwrite")
+	assert.NotContains(t, d.Reason, "hand-written")
+
+	foreign.Dest.Overwrite = true
+	d = Plan(now, lineage(logPolicy()), Observation{Tokens: []Token{cur}, Sinks: []SinkState{foreign}}, false)
+	assert.Equal(t, ActionPublish, d.Action)
+	assert.Equal(t, []int{0}, d.Lacking)
+}
+
+func TestPlanEdge(t *testing.T) {
+	t.Parallel()
+	l := Lineage{Target: "edge", Spec: Spec{Kind: KindEdge, Name: "edge", Type: "backend", Projects: []string{"default"}, Environment: "development"}}
+	e1 := Token{ID: "e1", Kind: KindEdge, Secret: secret.New("default:development.e1")}
+	tests := []struct {
+		name   string
+		sinks  []SinkState
+		valid  map[string]bool
+		force  bool
+		action Action
+		lack   []int
+	}{
+		{name: "nothing published", sinks: []SinkState{empty("s1")}, action: ActionRotate},
+		{name: "valid everywhere", sinks: []SinkState{holding("s1", e1, now), holding("s2", e1, now)}, valid: map[string]bool{"e1": true}, action: ActionNone},
+		{name: "valid in one sink", sinks: []SinkState{holding("s1", e1, now), empty("s2")}, valid: map[string]bool{"e1": true}, action: ActionPublish, lack: []int{1}},
+		{name: "no longer valid", sinks: []SinkState{holding("s1", e1, now)}, valid: map[string]bool{"e1": false}, action: ActionRotate},
+		{name: "forced", sinks: []SinkState{holding("s1", e1, now)}, valid: map[string]bool{"e1": true}, force: true, action: ActionRotate},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			d := Plan(now, l, Observation{Sinks: tt.sinks, Valid: tt.valid}, tt.force)
+			assert.Equal(t, tt.action, d.Action, d.Reason)
+			assert.Equal(t, tt.lack, d.Lacking)
+		})
+	}
+}
+
+func TestPolicyValidate(t *testing.T) {
+	t.Parallel()
+	hourly := time.Hour
+	with := func(f func(*Policy)) Policy { p := DefaultPolicy(); f(&p); return p }
+	tests := []struct {
+		name string
+		kind Kind
+		p    Policy
+		want string // "" for valid
+	}{
+		{name: "defaults", kind: KindAPIToken, p: DefaultPolicy()},
+		{name: "defaults for PATs", kind: KindPAT, p: DefaultPolicy()},
+		{name: "edge needs no lifetime", kind: KindEdge, p: with(func(p *Policy) { p.Lifetime = 0 })},
+		{
+			name: "loop: lifetime within renew-before", kind: KindAPIToken,
+			p:    with(func(p *Policy) { p.RenewBeforePercent = 0; p.RenewBefore = 30 * day; p.Lifetime = 30 * day }),
+			want: "lifetime 720h0m0s is too short",
+		},
+		{
+			name: "loop: grace and interval push it over", kind: KindAPIToken,
+			p: with(func(p *Policy) {
+				p.RenewBeforePercent = 0
+				p.RenewBefore = 5 * day
+				p.Lifetime = 6 * day
+				p.Grace = day
+			}),
+			want: "must exceed renew-before 120h0m0s + schedule interval 1h0m0s + grace 24h0m0s",
+		},
+		{
+			name: "loop: percentage", kind: KindAPIToken,
+			p:    with(func(p *Policy) { p.RenewBeforePercent = 99; p.Lifetime = 100 * time.Hour; p.Grace = 0 }),
+			want: "too short",
+		},
+		{name: "both renew settings", kind: KindAPIToken, p: with(func(p *Policy) { p.RenewBefore = day }), want: "not both"},
+		{name: "percent out of range", kind: KindAPIToken, p: with(func(p *Policy) { p.RenewBeforePercent = 100 }), want: "between 1 and 99"},
+		{name: "no lifetime", kind: KindAPIToken, p: with(func(p *Policy) { p.Lifetime = 0 }), want: "lifetime must be positive"},
+		{name: "PATs cannot expire early", kind: KindPAT, p: with(func(p *Policy) { p.Retire = RetireExpire }), want: "does not work for PATs"},
+		{name: "expire delay within cache refresh", kind: KindAPIToken, p: with(func(p *Policy) { p.Retire = RetireExpire; p.ExpireDelay = 30 * time.Second }), want: "expire_delay must exceed 1m"},
+		{name: "unseen within seen lag", kind: KindAPIToken, p: with(func(p *Policy) { p.UnseenFor = 2 * time.Minute }), want: "unseen_for must exceed 3m0s"},
+		{name: "unknown retire mode", kind: KindAPIToken, p: with(func(p *Policy) { p.Retire = "shred" }), want: `unknown retire mode "shred"`},
+		{name: "unknown no-expiry mode", kind: KindAPIToken, p: with(func(p *Policy) { p.NoExpiry = "panic" }), want: `unknown no_expiry mode "panic"`},
+		{name: "negative grace", kind: KindAPIToken, p: with(func(p *Policy) { p.Grace = -time.Hour }), want: "grace must not be negative"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			err := tt.p.Validate(tt.kind, hourly)
+			if tt.want == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tt.want)
+		})
+	}
+	err := with(func(p *Policy) { p.Lifetime = 0; p.Retire = "x"; p.Grace = -1 }).Validate(KindAPIToken, hourly)
+	require.Error(t, err)
+	assert.Len(t, strings.Split(err.Error(), "\n"), 3, "every problem is reported at once")
+}
+
+func TestNames(t *testing.T) {
+	t.Parallel()
+	rid := NewRotationID(time.Date(2026, 11, 22, 22, 10, 0, 0, time.FixedZone("X", 3600)))
+	assert.Regexp(t, `^20261122T211000Z-[0-9a-f]{6}$`, rid)
+	assert.NotEqual(t, rid, NewRotationID(now.Add(time.Hour)))
+
+	name := Mark("checkout api", rid)
+	base, got, marked := ParseName(name)
+	assert.True(t, marked)
+	assert.Equal(t, "checkout api", base)
+	assert.Equal(t, rid, got)
+
+	for _, n := range []string{"svc", "svc.rot-", "svc.rot-2026", "svc.rot-20261122T211000Z-ABCDEF", "svc.rot-x.y", ""} {
+		base, _, marked := ParseName(n)
+		assert.False(t, marked, n)
+		assert.Equal(t, n, base)
+	}
+}
+
+func TestSpecOfGroupsALineage(t *testing.T) {
+	t.Parallel()
+	a := Token{Kind: KindAPIToken, Name: "svc", Type: "backend", Projects: []string{"b", "a"}, Environment: "production"}
+	b := a
+	b.Name = Mark("svc", "20261122T211000Z-abcdef")
+	b.Projects = []string{"a", "b"}
+	assert.Equal(t, SpecOf(a).Key(), SpecOf(b).Key())
+	c := a
+	c.Type = "frontend"
+	assert.NotEqual(t, SpecOf(a).Key(), SpecOf(c).Key())
+	assert.Equal(t, []string{"b", "a"}, a.Projects, "SpecOf does not reorder the token's projects")
+}
