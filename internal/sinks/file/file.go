@@ -1,0 +1,424 @@
+//go:build unix
+
+// Package file publishes secrets to files under one directory, for consumers
+// that read a token from disk: a raw token file, an env file for systemd or
+// Docker, or a JSON document.
+//
+// Invariants the rotation engine relies on:
+//
+//   - Every write replaces a file atomically (temp file in the same
+//     directory, fsync, rename, fsync of the directory): a consumer sees the
+//     old secret or the new one, never a mix, and a failed write leaves the
+//     old file untouched.
+//   - All file operations go through an [os.Root] on the configured
+//     directory, so a destination cannot escape it, not even through a
+//     symlink. Destinations that are symlinks are refused, not replaced.
+//   - Each file carries the metadata of the token it holds (inline for env
+//     and json, in a "<file>.meta.json" sidecar for raw), stored so that
+//     [Sink.Get] can tell which token is on disk even after a crash between
+//     two writes.
+//   - [Sink.Put] is a check-and-set on a hash of the file's bytes, under an
+//     exclusive flock on a lock file next to the target (".<name>.lock",
+//     left in place: removing it would let two writers lock different files).
+package file
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/unleash-rotator/unleash-rotator/internal/rotation"
+	"github.com/unleash-rotator/unleash-rotator/internal/secret"
+)
+
+// Format is how a file holds the secret.
+type Format string
+
+// The formats a [Sink] writes.
+const (
+	// FormatRaw: the file holds exactly the secret, without a newline; the
+	// metadata is in a "<file>.meta.json" sidecar.
+	FormatRaw Format = "raw"
+	// FormatEnv: KEY=value lines for systemd's EnvironmentFile, docker
+	// --env-file or a shell, with the metadata in a comment.
+	FormatEnv Format = "env"
+	// FormatJSON: one JSON object with the secret, the extra fields and a
+	// "metadata" object.
+	FormatJSON Format = "json"
+)
+
+// Defaults of [Config] and [Reload].
+const (
+	DefaultEnvKey        = "UNLEASH_API_TOKEN"
+	DefaultJSONKey       = "token"
+	DefaultMode          = os.FileMode(0o600)
+	DefaultReloadSignal  = syscall.SIGHUP
+	DefaultReloadTimeout = 10 * time.Second
+)
+
+// maxFileSize caps what Get reads: a secret file is small, and anything
+// larger is not one this sink wrote.
+const maxFileSize = 1 << 20
+
+// Config configures a [Sink].
+type Config struct {
+	// Dir is the base directory. It must exist; destinations are relative
+	// to it, and the directories between it and a destination are created
+	// (mode 0700).
+	Dir string
+	// Format defaults to [FormatRaw].
+	Format Format
+	// Key names the secret: the variable name for env (default
+	// [DefaultEnvKey]), the field name for json (default [DefaultJSONKey]).
+	// Not used by raw.
+	Key string
+	// Fields are static key/values written alongside the secret (env lines,
+	// json fields), such as UNLEASH_URL. Not used by raw.
+	Fields map[string]string
+	// Mode is the written files' mode, applied exactly whatever the umask.
+	// Defaults to [DefaultMode].
+	Mode os.FileMode
+	// Reload, if set, tells the consumer to re-read the file after a write.
+	Reload *Reload
+}
+
+// Reload tells a consumer that its file changed: by running a command, by
+// signalling the process named in a pid file, or both.
+type Reload struct {
+	// Command is run without a shell after a successful write. Its
+	// environment holds only PATH and UNLEASH_ROTATOR_FILE (the written
+	// file's absolute path): never the secret, nor the rotator's own
+	// environment, which may hold the rotator's credentials.
+	Command []string
+	// PIDFile names a file holding the pid of the process to send Signal.
+	PIDFile string
+	// Signal defaults to [DefaultReloadSignal].
+	Signal syscall.Signal
+	// Timeout bounds Command; on expiry its process group is killed.
+	// Defaults to [DefaultReloadTimeout].
+	Timeout time.Duration
+}
+
+// Sink publishes secrets to files under one directory. It implements
+// [rotation.Sink]; create it with [New].
+type Sink struct {
+	dir    string // absolute
+	format Format
+	key    string
+	fields map[string]string
+	mode   os.FileMode
+	reload *Reload // nil: no reload
+	logger *slog.Logger
+
+	// writeTemp writes a temp file's content. It is a seam for tests, which
+	// make it fail mid-write as a full disk would.
+	writeTemp func(w io.Writer, data []byte) error
+}
+
+var _ rotation.Sink = (*Sink)(nil)
+
+// New checks cfg and returns a sink writing under cfg.Dir. It returns every
+// problem with cfg at once. logger may be nil.
+func New(cfg Config, logger *slog.Logger) (*Sink, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Sink{
+		format: cfg.Format, key: cfg.Key, fields: cfg.Fields, mode: cfg.Mode,
+		logger:    logger.With("sink", "file"),
+		writeTemp: writeAll,
+	}
+	var errs []error
+	dir, err := checkDir(cfg.Dir)
+	errs = append(errs, err)
+	s.dir = dir
+	if s.format == "" {
+		s.format = FormatRaw
+	}
+	if s.mode == 0 {
+		s.mode = DefaultMode
+	}
+	if s.mode&^fs.ModePerm != 0 {
+		errs = append(errs, fmt.Errorf("mode %v has bits other than permissions", cfg.Mode))
+	}
+	switch s.format {
+	case FormatRaw:
+		if s.key != "" || len(s.fields) > 0 {
+			errs = append(errs, errors.New("key and fields do not apply to format raw: use env or json"))
+		}
+	case FormatEnv:
+		if s.key == "" {
+			s.key = DefaultEnvKey
+		}
+		errs = append(errs, checkEnvConfig(s.key, s.fields))
+	case FormatJSON:
+		if s.key == "" {
+			s.key = DefaultJSONKey
+		}
+		errs = append(errs, checkJSONConfig(s.key, s.fields))
+	default:
+		errs = append(errs, fmt.Errorf("unknown format %q: use raw, env or json", s.format))
+	}
+	if cfg.Reload != nil {
+		s.reload, err = checkReload(*cfg.Reload)
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("file sink: %w", err)
+	}
+	return s, nil
+}
+
+// checkDir returns dir made absolute, or why it cannot be the base directory.
+func checkDir(dir string) (string, error) {
+	if dir == "" {
+		return "", errors.New("dir is empty: set sinks[].dir")
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", fmt.Errorf("directory %s: %w", dir, err)
+	}
+	fi, err := os.Stat(abs)
+	if err != nil {
+		return abs, explainDir(abs, err)
+	}
+	if !fi.IsDir() {
+		return abs, fmt.Errorf("%s is not a directory: fix sinks[].dir", abs)
+	}
+	return abs, nil
+}
+
+// explainDir says what to do when the base directory cannot be opened.
+func explainDir(dir string, err error) error {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("directory %s does not exist: create it or fix sinks[].dir", dir)
+	case errors.Is(err, syscall.ENOTDIR):
+		return fmt.Errorf("%s is not a directory: fix sinks[].dir", dir)
+	case errors.Is(err, fs.ErrPermission):
+		return fmt.Errorf("open directory %s: %w: the rotator's user needs access to it", dir, err)
+	}
+	return fmt.Errorf("open directory %s: %w", dir, err)
+}
+
+// Get returns the secret dest holds, its metadata and its version (the
+// SHA-256 of the file's bytes). A missing or zero-length file is empty.
+func (s *Sink) Get(ctx context.Context, dest string) (rotation.Record, error) {
+	if err := ctx.Err(); err != nil {
+		return rotation.Record{}, err
+	}
+	if err := s.checkDest(dest); err != nil {
+		return rotation.Record{}, err
+	}
+	root, err := s.openRoot()
+	if err != nil {
+		return rotation.Record{}, err
+	}
+	defer root.Close()
+	// A raw file's metadata is in a sidecar, written just before the file.
+	// If a Put replaces both between our two reads, the sidecar may no
+	// longer describe the file we read: read again rather than report the
+	// secret as foreign.
+	for attempt := 0; ; attempt++ {
+		data, err := s.readMain(root, dest)
+		if err != nil {
+			return rotation.Record{}, err
+		}
+		if len(data) == 0 {
+			return rotation.Record{}, fmt.Errorf("get %s: %w", s.path(dest), rotation.ErrEmpty)
+		}
+		v, meta, err := s.decode(data)
+		if err != nil {
+			return rotation.Record{}, fmt.Errorf("get %s: %w", s.path(dest), err)
+		}
+		if s.format == FormatRaw {
+			meta = s.readSidecar(root, dest)[secret.Fingerprint(v)]
+			if meta == nil && attempt < 2 {
+				if again, err := s.readMain(root, dest); err == nil && !bytes.Equal(again, data) {
+					continue
+				}
+			}
+		}
+		return record(v, meta, data), nil
+	}
+}
+
+// record assembles what Get returns. The fingerprint is always computed
+// from the secret on disk; stored metadata that names another fingerprint
+// describes some other token, so it is dropped.
+func record(v string, meta *metaJSON, data []byte) rotation.Record {
+	sec := secret.New(v)
+	fp := sec.Fingerprint()
+	m := rotation.Metadata{Fingerprint: fp}
+	if meta != nil && meta.Fingerprint == fp {
+		m = rotation.Metadata(*meta)
+	}
+	return rotation.Record{Secret: sec, Meta: m, Version: version(data)}
+}
+
+// version is the check-and-set version of a file's content: "" for an
+// empty or missing file, else the SHA-256 of its bytes.
+func version(data []byte) string {
+	if len(data) == 0 {
+		return ""
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
+}
+
+// Put writes rec to dest if dest still holds version prev, then runs the
+// configured reload. See [rotation.Sink].
+func (s *Sink) Put(ctx context.Context, dest string, rec rotation.Record, prev string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := s.checkDest(dest); err != nil {
+		return err
+	}
+	if rec.Secret.IsZero() {
+		return fmt.Errorf("put %s: refusing to write an empty secret", s.path(dest))
+	}
+	meta := toMetaJSON(rec.Meta, rec.Secret.Fingerprint())
+	content, err := s.encode(rec.Secret.Reveal(), meta)
+	if err != nil {
+		return fmt.Errorf("put %s: %w", s.path(dest), err)
+	}
+	root, err := s.openRoot()
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	if err := s.write(ctx, root, dest, content, meta, prev); err != nil {
+		return err
+	}
+	s.logger.Info("wrote secret", "path", s.path(dest), "fingerprint", meta.Fingerprint)
+	if s.reload == nil {
+		return nil
+	}
+	if err := s.runReload(ctx, dest, rec.Secret.Reveal()); err != nil {
+		return fmt.Errorf("put %s: %w: %w", s.path(dest), rotation.ErrAfterWrite, err)
+	}
+	return nil
+}
+
+// write does Put's check-and-set and replaces the file(s), under the lock.
+func (s *Sink) write(ctx context.Context, root *os.Root, dest string, content []byte, meta metaJSON, prev string) error {
+	if dir := path.Dir(dest); dir != "." {
+		if err := root.MkdirAll(dir, 0o700); err != nil {
+			return s.explain(dest, err)
+		}
+	}
+	unlock, err := lock(ctx, root, dest)
+	if err != nil {
+		return s.explain(dest, err)
+	}
+	defer unlock()
+	cur, err := s.readMain(root, dest)
+	if err != nil {
+		return err
+	}
+	if version(cur) != prev {
+		return fmt.Errorf("put %s: %w", s.path(dest), rotation.ErrConflict)
+	}
+	s.removeStale(root, dest)
+	if s.format == FormatRaw {
+		// The sidecar goes first and keeps the entry of the secret still
+		// on disk, so that a crash before the secret's rename leaves
+		// metadata that describes whichever secret the file holds.
+		if err := s.writeSidecar(root, dest, meta, cur); err != nil {
+			return err
+		}
+	}
+	return s.replace(root, dest, content)
+}
+
+// checkDest refuses destinations the sink cannot or must not write: invalid
+// paths and names of its own temp, lock and sidecar files.
+func (s *Sink) checkDest(dest string) error {
+	if err := rotation.ValidatePath(dest); err != nil {
+		return fmt.Errorf("destination %q: %w", dest, err)
+	}
+	base := path.Base(dest)
+	if strings.HasPrefix(base, ".") && (strings.HasSuffix(base, lockSuffix) || strings.Contains(base, tempInfix)) {
+		return fmt.Errorf("destination %q has the name of the file sink's lock or temp files", dest)
+	}
+	if s.format == FormatRaw && strings.HasSuffix(base, sidecarSuffix) {
+		return fmt.Errorf("destination %q has the name of a raw file's metadata sidecar", dest)
+	}
+	return nil
+}
+
+// openRoot opens the base directory. It is opened per call rather than once
+// in New, so the sink needs no Close and notices a directory that was
+// removed or replaced.
+func (s *Sink) openRoot() (*os.Root, error) {
+	root, err := os.OpenRoot(s.dir)
+	if err != nil {
+		return nil, explainDir(s.dir, err)
+	}
+	return root, nil
+}
+
+// readMain returns the content of name: nil if it does not exist. It
+// refuses anything but a regular file, because Put replaces by rename and
+// would otherwise replace a symlink instead of writing where it points.
+func (s *Sink) readMain(root *os.Root, name string) ([]byte, error) {
+	fi, err := root.Lstat(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", s.path(name), err)
+	}
+	if !fi.Mode().IsRegular() {
+		what := "not a regular file"
+		switch {
+		case fi.Mode()&fs.ModeSymlink != 0:
+			what = "a symbolic link"
+		case fi.IsDir():
+			what = "a directory"
+		}
+		return nil, fmt.Errorf("%s is %s: the file sink replaces files by rename and does not follow links; point the destination at the file itself", s.path(name), what)
+	}
+	if fi.Size() > maxFileSize {
+		return nil, fmt.Errorf("%s is larger than %d bytes: not a secret file", s.path(name), maxFileSize)
+	}
+	data, err := root.ReadFile(name)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", s.path(name), err)
+	}
+	return data, nil
+}
+
+// path returns the absolute path of name, for errors and logs.
+func (s *Sink) path(name string) string { return filepath.Join(s.dir, filepath.FromSlash(name)) }
+
+// explain wraps a failed write of name so that it says what to do.
+func (s *Sink) explain(name string, err error) error {
+	p := s.path(name)
+	switch {
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		return fmt.Errorf("no space left on device writing %s; nothing was replaced: %w", p, err)
+	case errors.Is(err, fs.ErrPermission), errors.Is(err, syscall.EROFS):
+		return fmt.Errorf("write %s: %w: the rotator's user needs write access to directory %s", p, err, filepath.Dir(p))
+	}
+	return fmt.Errorf("write %s: %w", p, err)
+}
+
+// writeAll is the default writeTemp.
+func writeAll(w io.Writer, data []byte) error {
+	_, err := w.Write(data)
+	return err
+}

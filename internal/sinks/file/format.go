@@ -1,0 +1,325 @@
+//go:build unix
+
+package file
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"slices"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/unleash-rotator/unleash-rotator/internal/rotation"
+	"github.com/unleash-rotator/unleash-rotator/internal/secret"
+)
+
+const (
+	// envHeader opens every env file the sink writes, for whoever opens it
+	// to edit it by hand.
+	envHeader = "# Managed by unleash-rotator; the next rotation overwrites this file."
+	// envMetaPrefix starts the comment line that carries the metadata.
+	envMetaPrefix = "# unleash-rotator-metadata: "
+	// jsonMetaKey is the json format's metadata field.
+	jsonMetaKey = "metadata"
+	// envUnsafe are the characters, besides white space and control
+	// characters, that a shell or systemd would interpret in an unquoted
+	// value: quotes, expansions, escapes, comments and shell operators.
+	envUnsafe = "'\"`$\\#;&|<>()~"
+)
+
+// metaJSON is [rotation.Metadata] as stored in files, in snake_case. Its
+// fields mirror Metadata's one for one, so the two convert into each other
+// and a field added to Metadata fails to compile here until it is stored.
+type metaJSON struct {
+	TokenID     string        `json:"token_id,omitempty"`
+	TokenName   string        `json:"token_name,omitempty"`
+	TokenType   string        `json:"token_type,omitempty"`
+	Kind        rotation.Kind `json:"kind,omitempty"`
+	Projects    []string      `json:"projects,omitempty"`
+	Environment string        `json:"environment,omitempty"`
+	CreatedAt   time.Time     `json:"created_at,omitzero"`
+	ExpiresAt   time.Time     `json:"expires_at,omitzero"`
+	Fingerprint string        `json:"fingerprint"`
+	RotationID  string        `json:"rotation_id,omitempty"`
+	Replaces    string        `json:"replaces,omitempty"`
+	WrittenAt   time.Time     `json:"written_at,omitzero"`
+	VerifiedAt  time.Time     `json:"verified_at,omitzero"`
+	WrittenBy   string        `json:"written_by"`
+}
+
+// toMetaJSON returns what Put stores for m. The fingerprint is that of the
+// secret being written, whatever m says; WrittenBy defaults to
+// [rotation.Writer], since whatever this sink writes, the rotator wrote.
+// Times are stored in UTC so files do not depend on the host's zone.
+func toMetaJSON(m rotation.Metadata, fingerprint string) metaJSON {
+	j := metaJSON(m)
+	j.Fingerprint = fingerprint
+	if j.WrittenBy == "" {
+		j.WrittenBy = rotation.Writer
+	}
+	for _, t := range []*time.Time{&j.CreatedAt, &j.ExpiresAt, &j.WrittenAt, &j.VerifiedAt} {
+		if !t.IsZero() {
+			*t = t.UTC()
+		}
+	}
+	return j
+}
+
+// encode returns the content of the main file holding secret v.
+func (s *Sink) encode(v string, meta metaJSON) ([]byte, error) {
+	switch s.format {
+	case FormatEnv:
+		return s.encodeEnv(v, meta)
+	case FormatJSON:
+		return s.encodeJSON(v, meta)
+	}
+	if strings.ContainsFunc(v, unicode.IsSpace) || strings.ContainsFunc(v, unicode.IsControl) {
+		return nil, errors.New("the secret contains white space or control characters, which a raw file cannot hold unambiguously")
+	}
+	return []byte(v), nil
+}
+
+// decode parses a main file: the secret and, for env and json, the stored
+// metadata (nil if there is none or it does not parse). Its errors never
+// quote the content, which holds the secret.
+func (s *Sink) decode(data []byte) (string, *metaJSON, error) {
+	switch s.format {
+	case FormatEnv:
+		return s.decodeEnv(data)
+	case FormatJSON:
+		return s.decodeJSON(data)
+	}
+	// Hand-written token files usually end with a newline, which is not
+	// part of the token.
+	v := strings.TrimSuffix(strings.TrimSuffix(string(data), "\n"), "\r")
+	if v == "" {
+		return "", nil, errors.New("the file holds only a newline, no secret")
+	}
+	return v, nil, nil
+}
+
+// encodeEnv writes the header, the metadata comment, the secret's line and
+// the fields' lines, sorted.
+func (s *Sink) encodeEnv(v string, meta metaJSON) ([]byte, error) {
+	if !envSafe(v) {
+		return nil, errors.New("the secret contains white space, a quote, $, \\, #, a shell operator or a control character, which a shell or systemd would misread in an env file: use format json or raw")
+	}
+	mj, err := json.Marshal(meta)
+	if err != nil {
+		return nil, fmt.Errorf("encode metadata: %w", err)
+	}
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "%s\n%s%s\n%s=%s\n", envHeader, envMetaPrefix, mj, s.key, v)
+	for _, k := range slices.Sorted(maps.Keys(s.fields)) {
+		fmt.Fprintf(&b, "%s=%s\n", k, s.fields[k])
+	}
+	return b.Bytes(), nil
+}
+
+// decodeEnv finds the key's line (the last one, as a shell would) and the
+// metadata comment. It accepts what people write by hand: "export ",
+// blank lines, comments and a value in matching quotes.
+func (s *Sink) decodeEnv(data []byte) (string, *metaJSON, error) {
+	var v, mj string
+	found := false
+	for line := range strings.Lines(string(data)) {
+		line = strings.TrimSpace(line)
+		if rest, ok := strings.CutPrefix(line, envMetaPrefix); ok {
+			mj = rest
+			continue
+		}
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		k, val, ok := strings.Cut(strings.TrimPrefix(line, "export "), "=")
+		if !ok || strings.TrimSpace(k) != s.key {
+			continue
+		}
+		v, found = unquote(strings.TrimSpace(val)), true
+	}
+	if !found || v == "" {
+		return "", nil, fmt.Errorf("the file has no %s=... line, so it is not one this sink can manage: remove it or fix the destination", s.key)
+	}
+	var meta *metaJSON
+	if mj != "" {
+		var m metaJSON
+		if json.Unmarshal([]byte(mj), &m) == nil {
+			meta = &m
+		}
+	}
+	return v, meta, nil
+}
+
+// unquote strips one pair of matching quotes.
+func unquote(v string) string {
+	if len(v) >= 2 && (v[0] == '"' || v[0] == '\'') && v[len(v)-1] == v[0] {
+		return v[1 : len(v)-1]
+	}
+	return v
+}
+
+// envSafe reports whether v can stand unquoted on the right of KEY= and
+// mean the same to a shell, systemd and docker.
+func envSafe(v string) bool {
+	if !utf8.ValidString(v) {
+		return false
+	}
+	return !strings.ContainsFunc(v, func(r rune) bool {
+		return unicode.IsSpace(r) || unicode.IsControl(r) || strings.ContainsRune(envUnsafe, r)
+	})
+}
+
+// encodeJSON writes the secret first, then the fields sorted, then the
+// metadata, indented. Keys are written in that order by hand because a
+// map would sort the secret in among the fields.
+func (s *Sink) encodeJSON(v string, meta metaJSON) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	b.WriteByte('{')
+	add := func(k string, val any) error {
+		if b.Len() > 1 {
+			b.WriteByte(',')
+		}
+		if err := enc.Encode(k); err != nil {
+			return err
+		}
+		b.WriteByte(':')
+		return enc.Encode(val)
+	}
+	if err := add(s.key, v); err != nil {
+		// Not wrapped: the error of encoding the secret could quote it.
+		return nil, errors.New("the secret cannot be encoded as JSON")
+	}
+	for _, k := range slices.Sorted(maps.Keys(s.fields)) {
+		if err := add(k, s.fields[k]); err != nil {
+			return nil, fmt.Errorf("encode field %q: %w", k, err)
+		}
+	}
+	if err := add(jsonMetaKey, meta); err != nil {
+		return nil, fmt.Errorf("encode metadata: %w", err)
+	}
+	b.WriteByte('}')
+	var out bytes.Buffer
+	if err := json.Indent(&out, b.Bytes(), "", "  "); err != nil {
+		return nil, errors.New("the secret file cannot be encoded as JSON")
+	}
+	out.WriteByte('\n')
+	return out.Bytes(), nil
+}
+
+// decodeJSON reads the key's string and the metadata object.
+func (s *Sink) decodeJSON(data []byte) (string, *metaJSON, error) {
+	var doc map[string]json.RawMessage
+	// Parse errors are not wrapped: they can quote the content.
+	if json.Unmarshal(data, &doc) != nil {
+		return "", nil, errors.New("the file is not a JSON object, so it is not one this sink can manage: remove it or fix the destination")
+	}
+	var v string
+	if raw, ok := doc[s.key]; !ok || json.Unmarshal(raw, &v) != nil || v == "" {
+		return "", nil, fmt.Errorf("the file has no string field %q, so it is not one this sink can manage: remove it or fix the destination", s.key)
+	}
+	var meta *metaJSON
+	if raw, ok := doc[jsonMetaKey]; ok {
+		var m metaJSON
+		if json.Unmarshal(raw, &m) == nil {
+			meta = &m
+		}
+	}
+	return v, meta, nil
+}
+
+// checkEnvConfig checks the env format's key and fields.
+func checkEnvConfig(key string, fields map[string]string) error {
+	var errs []error
+	if !envName(key) {
+		errs = append(errs, fmt.Errorf("key %q is not a valid environment variable name", key))
+	}
+	for _, k := range slices.Sorted(maps.Keys(fields)) {
+		switch {
+		case !envName(k):
+			errs = append(errs, fmt.Errorf("field %q is not a valid environment variable name", k))
+		case k == key:
+			errs = append(errs, fmt.Errorf("field %q is the secret's key", k))
+		case !envSafe(fields[k]):
+			// The value is not quoted: a field may hold something private.
+			errs = append(errs, fmt.Errorf("field %s: the value contains white space, a quote, $, \\, #, a shell operator or a control character, which a shell or systemd would misread", k))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// envName reports whether k is a portable environment variable name.
+func envName(k string) bool {
+	if k == "" || (k[0] >= '0' && k[0] <= '9') {
+		return false
+	}
+	return !strings.ContainsFunc(k, func(r rune) bool {
+		return r != '_' && (r < 'A' || r > 'Z') && (r < 'a' || r > 'z') && (r < '0' || r > '9')
+	})
+}
+
+// checkJSONConfig checks the json format's key and fields.
+func checkJSONConfig(key string, fields map[string]string) error {
+	var errs []error
+	if key == jsonMetaKey {
+		errs = append(errs, fmt.Errorf("key %q is reserved for the metadata", key))
+	}
+	for _, k := range slices.Sorted(maps.Keys(fields)) {
+		if k == "" || k == key || k == jsonMetaKey {
+			errs = append(errs, fmt.Errorf("field %q clashes with the secret's key or the metadata", k))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// sidecar is a raw file's "<file>.meta.json": the metadata of the secret
+// the file holds and of the one it replaced, by fingerprint. Keeping both
+// lets Get describe the file correctly whether or not a crash came between
+// writing the sidecar and the file.
+type sidecar struct {
+	Secrets map[string]*metaJSON `json:"secrets"`
+}
+
+// sidecarSuffix names a raw file's sidecar.
+const sidecarSuffix = ".meta.json"
+
+// readSidecar returns the sidecar's entries of a raw file, or nil. A
+// missing or broken sidecar only means the secret is not described.
+func (s *Sink) readSidecar(root *os.Root, name string) map[string]*metaJSON {
+	data, err := s.readMain(root, name+sidecarSuffix)
+	if err != nil || len(data) == 0 {
+		return nil
+	}
+	var sc sidecar
+	if err := json.Unmarshal(data, &sc); err != nil {
+		s.logger.Warn("ignoring unreadable metadata sidecar", "path", s.path(name+sidecarSuffix), "err", err)
+		return nil
+	}
+	return sc.Secrets
+}
+
+// writeSidecar replaces the sidecar of raw file name with entries for meta
+// and for the secret in cur, the file's current content, if it is described.
+func (s *Sink) writeSidecar(root *os.Root, name string, meta metaJSON, cur []byte) error {
+	sc := sidecar{Secrets: map[string]*metaJSON{meta.Fingerprint: &meta}}
+	if len(cur) > 0 {
+		if v, _, err := s.decode(cur); err == nil {
+			fp := secret.Fingerprint(v)
+			if old := s.readSidecar(root, name)[fp]; old != nil && fp != meta.Fingerprint {
+				sc.Secrets[fp] = old
+			}
+		}
+	}
+	data, err := json.MarshalIndent(sc, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode metadata of %s: %w", s.path(name), err)
+	}
+	return s.replace(root, name+sidecarSuffix, append(data, '\n'))
+}
