@@ -154,7 +154,8 @@ func (e *Engine) Run(ctx context.Context, targets []Target, opts Options) *Repor
 		jobs[i] = &job{lineage: l, log: e.cfg.Logger.With(lineageAttrs(l)...)}
 		jobs[i].res.Lineage = l
 	}
-	e.each(ctx, jobs, func(ctx context.Context, j *job) { e.observe(ctx, j, tokens[j.lineage.Spec.Kind]) })
+	grouped := byLineage(tokens)
+	e.each(ctx, jobs, func(ctx context.Context, j *job) { e.observe(ctx, j, grouped[j.lineage.Spec.Key()]) })
 	for _, j := range jobs {
 		force := opts.Force != nil && opts.Force(j.lineage)
 		j.res.Decision = Plan(e.cfg.Now(), j.lineage, j.obs, force)
@@ -230,9 +231,9 @@ func (e *Engine) each(ctx context.Context, jobs []*job, fn func(context.Context,
 	wg.Wait()
 }
 
-// observe reads every destination of a lineage and picks its tokens.
+// observe reads every destination of a lineage, whose tokens are given.
 func (e *Engine) observe(ctx context.Context, j *job, tokens []Token) {
-	j.obs.Tokens = tokensOf(j.lineage, tokens)
+	j.obs.Tokens = tokens
 	for _, d := range j.lineage.Dests {
 		st := SinkState{Dest: d}
 		sink, ok := e.cfg.Sinks[d.Sink]
@@ -283,10 +284,10 @@ func (e *Engine) observeEdge(ctx context.Context, j *job) {
 // cleanup deletes tokens the plan found unused: orphans of interrupted
 // rotations and expired old tokens (StepGC).
 func (e *Engine) cleanup(ctx context.Context, j *job) {
+	// Even a blocked lineage cleans up: the capacity check may block a
+	// lineage yet count on deleting its expired tokens, and deleting an
+	// orphan or an expired token never takes anything from a consumer.
 	d := &j.res.Decision
-	if d.Action == ActionBlocked {
-		return
-	}
 	b, err := e.backend(j.lineage.Spec.Kind)
 	if err != nil {
 		return // reported by execute
@@ -380,12 +381,9 @@ func (e *Engine) rotate(ctx context.Context, j *job, b Backend, opts Options) {
 	if spec.Kind != KindEdge {
 		expires = now.Add(j.lineage.Policy.Lifetime)
 	}
-	if spec.Kind == KindEdge && opts.RevokeOld && old != nil {
-		// Unleash hands Edge the same token until it is gone: revoke first.
-		if !e.revoke(ctx, j, b, []Token{*old}) {
-			j.fail(OutcomeFailed, errors.New("the old edge token could not be revoked; not re-issuing"))
-			return
-		}
+	if spec.Kind == KindEdge && opts.RevokeOld {
+		j.fail(OutcomeBlocked, errEdgeReplace)
+		return
 	}
 
 	j.res.RotationID = rid
@@ -408,6 +406,10 @@ func (e *Engine) rotate(ctx context.Context, j *job, b Backend, opts Options) {
 	log.Info("created replacement", "action", "created", "token_name", tok.Name, "expires_at", tok.ExpiresAt)
 	e.step(j, StepCreated, "")
 
+	if valid, known := j.obs.Valid[tok.ID]; spec.Kind == KindEdge && known && !valid {
+		j.fail(OutcomeFailed, fmt.Errorf("issue-token returned the same edge token the sinks hold, which Unleash no longer accepts: %w", errEdgeReplace))
+		return
+	}
 	if err := e.verify(ctx, j, b, tok); err != nil {
 		derr := b.Delete(ctx, tok)
 		j.fail(OutcomeFailed, fmt.Errorf("new token %q does not authenticate (deleted it: %v): %w", tok.Name, errOrOK(derr), err))
@@ -431,6 +433,14 @@ func (e *Engine) rotate(ctx context.Context, j *job, b Backend, opts Options) {
 		e.revoke(ctx, j, b, append([]Token{*old}, liveOlder(e.cfg.Now(), j.obs.Tokens, *old)...))
 	}
 }
+
+// errEdgeReplace explains why an edge token cannot be replaced through the
+// API: Unleash's issue-token returns the token it recorded for (client,
+// environment, projects) even once that token is expired, and its admin
+// delete cannot remove an edge token (the edge_api_tokens row references it).
+var errEdgeReplace = errors.New("an edge token cannot be replaced through the Unleash API: issue-token keeps returning the recorded token, " +
+	"and the admin API cannot delete edge tokens; remove it from Unleash's database " +
+	"(DELETE FROM edge_api_tokens WHERE token_value = <token>; DELETE FROM api_tokens WHERE secret = <token>) and run again")
 
 // recoverCreate resolves a create whose outcome is unknown by looking the
 // token up by its (unique) name.

@@ -131,13 +131,14 @@ func (c Conflict) Error() string {
 		c.Target, c.Spec, c.Owner, c.Owner)
 }
 
-// tokensOf returns the tokens of lineage l.
-func tokensOf(l Lineage, all []Token) []Token {
-	key := l.Spec.Key()
-	var out []Token
-	for _, t := range all {
-		if SpecOf(t).Key() == key {
-			out = append(out, t)
+// byLineage groups tokens by lineage key, once per pass: a pass over
+// thousands of tokens must not look at every token for every lineage.
+func byLineage(tokens map[Kind][]Token) map[string][]Token {
+	out := map[string][]Token{}
+	for _, list := range tokens {
+		for _, t := range list {
+			k := SpecOf(t).Key()
+			out[k] = append(out[k], t)
 		}
 	}
 	return out
