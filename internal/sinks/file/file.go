@@ -137,7 +137,7 @@ func New(cfg Config, logger *slog.Logger) (*Sink, error) {
 	}
 	s := &Sink{
 		format: cfg.Format, key: cfg.Key, fields: cfg.Fields, mode: cfg.Mode,
-		logger:    logger.With("sink", "file"),
+		logger:    logger,
 		writeTemp: writeAll,
 	}
 	var errs []error
