@@ -69,6 +69,10 @@ const (
 type Options struct {
 	// DryRun plans without changing anything (and without the lock).
 	DryRun bool
+	// Only, if set, restricts the pass to the lineages it returns true for;
+	// the others are not even read. An emergency rotation touches nothing
+	// else.
+	Only func(Lineage) bool
 	// Force rotates the lineages it returns true for, whatever their window.
 	Force func(Lineage) bool
 	// RevokeOld deletes the replaced tokens of forced rotations as soon as
@@ -144,6 +148,9 @@ func (e *Engine) Run(ctx context.Context, targets []Target, opts Options) *Repor
 		tokens[k] = inv.Tokens
 	}
 	lineages, conflicts := Lineages(targets, tokens)
+	if opts.Only != nil {
+		lineages = slices.DeleteFunc(lineages, func(l Lineage) bool { return !opts.Only(l) })
+	}
 	rep.Conflicts = conflicts
 	for _, c := range conflicts {
 		e.cfg.Logger.Warn(c.Error(), "target", c.Target)
@@ -194,7 +201,7 @@ func (e *Engine) list(ctx context.Context, targets []Target) (map[Kind]Inventory
 		}
 		inv, err := b.List(ctx, scopes)
 		if err != nil {
-			return nil, fmt.Errorf("list %s tokens: %w", kind, err)
+			return nil, &ListError{Kind: kind, Err: err}
 		}
 		out[kind] = inv
 	}

@@ -479,6 +479,21 @@ func (l *countingLocker) Lock(context.Context, string) (func(), error) {
 	return l.mu.Unlock, nil
 }
 
+func TestEngineOnlyTouchesTheSelection(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	for _, name := range []string{"one", "two"} {
+		tk := tok("t-"+name, "", now.Add(-85*day), now.Add(day), "s-"+name)
+		tk.Name = name
+		w.backend.add(tk)
+	}
+	rep := w.run([]Target{target(logPolicy())}, Options{Only: func(l Lineage) bool { return l.Spec.Name == "two" }})
+	require.NoError(t, rep.Errors())
+	require.Len(t, rep.Results, 1, "the other due lineage is left for a scheduled pass")
+	assert.Equal(t, "two", rep.Results[0].Lineage.Spec.Name)
+	assert.Equal(t, 1, w.backend.n)
+}
+
 func TestEngineLockFailure(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)

@@ -2,6 +2,7 @@ package rotation
 
 import (
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -103,3 +104,15 @@ func (r *Report) Errors() error {
 	}
 	return errors.Join(errs...)
 }
+
+// ListError is a pass that could not list tokens: Unleash is unreachable,
+// or refuses the credential. Nothing was read or changed.
+type ListError struct {
+	Kind Kind
+	Err  error
+}
+
+func (e *ListError) Error() string { return fmt.Sprintf("list %s tokens: %v", e.Kind, e.Err) }
+
+// Unwrap returns the backend's error.
+func (e *ListError) Unwrap() error { return e.Err }
