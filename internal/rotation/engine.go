@@ -637,7 +637,10 @@ func (e *Engine) logResult(j *job) {
 	r := j.res
 	attrs := []any{"action", r.Decision.Action, "outcome", r.Outcome, "duration", r.Duration, "reason", r.Decision.Reason}
 	if r.Token != nil {
-		attrs = append(attrs, "token_name", r.Token.Name, "expires_at", r.Token.ExpiresAt)
+		attrs = append(attrs, "token_name", r.Token.Name)
+		if !r.Token.ExpiresAt.IsZero() {
+			attrs = append(attrs, "expires_at", r.Token.ExpiresAt)
+		}
 	}
 	for _, w := range append(r.Decision.Warnings, r.Warnings...) {
 		j.log.Warn(w)

@@ -292,7 +292,7 @@ func decide(now time.Time, l Lineage, d Decision, o Observation, force bool) (Ac
 	if c.Secret.IsZero() {
 		return ActionRotate, fmt.Sprintf("%s lack the current token and its secret cannot be read back (Unleash shows it only at creation): creating a replacement", strings.Join(names, ", "))
 	}
-	return ActionPublish, fmt.Sprintf("%s lack the current token; %s", strings.Join(names, ", "), state)
+	return ActionPublish, fmt.Sprintf("publishing the current token to %s, which lack it; %s", strings.Join(names, ", "), state)
 }
 
 // retirements decides about every old token: those older than the current
@@ -406,8 +406,11 @@ func maxTime(a, b time.Time) time.Time {
 	return a
 }
 
-// roundDuration prints a duration for people: "29d4h", "3h12m", "45s".
-func roundDuration(d time.Duration) string {
+func roundDuration(d time.Duration) string { return FormatDuration(d) }
+
+// FormatDuration prints a duration for people, to two units: "29d4h",
+// "47h59m", "12m30s", "45s". Negative durations print as positive.
+func FormatDuration(d time.Duration) string {
 	if d < 0 {
 		d = -d
 	}
@@ -416,9 +419,9 @@ func roundDuration(d time.Duration) string {
 		days := d / (24 * time.Hour)
 		return fmt.Sprintf("%dd%dh", days, (d-days*24*time.Hour)/time.Hour)
 	case d >= time.Hour:
-		return d.Truncate(time.Minute).String()
+		return fmt.Sprintf("%dh%dm", d/time.Hour, (d%time.Hour)/time.Minute)
 	case d >= time.Minute:
-		return d.Truncate(time.Second).String()
+		return fmt.Sprintf("%dm%ds", d/time.Minute, (d%time.Minute)/time.Second)
 	}
-	return d.Round(time.Second).String()
+	return fmt.Sprintf("%ds", (d+time.Second/2)/time.Second)
 }

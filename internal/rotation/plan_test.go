@@ -97,10 +97,10 @@ func TestPlanWindows(t *testing.T) {
 		action Action
 		reason string
 	}{
-		{name: "well before", at: now, token: cur, policy: logPolicy(), action: ActionNone, reason: "expires in 30d0h, renews in 7h12m0s"},
+		{name: "well before", at: now, token: cur, policy: logPolicy(), action: ActionNone, reason: "expires in 30d0h, renews in 7h12m"},
 		{name: "one second before renewal", at: renewAt.Add(-time.Second), token: cur, policy: logPolicy(), action: ActionNone},
 		{name: "exactly at renewal", at: renewAt, token: cur, policy: logPolicy(), action: ActionRotate, reason: "due: expires in 29d16h"},
-		{name: "expired", at: expires.Add(time.Hour), token: cur, policy: logPolicy(), action: ActionRotate, reason: "expired 1h0m0s ago"},
+		{name: "expired", at: expires.Add(time.Hour), token: cur, policy: logPolicy(), action: ActionRotate, reason: "expired 1h0m ago"},
 		{name: "expiry instant counts as expired", at: expires, token: cur, policy: logPolicy(), action: ActionRotate, reason: "expired"},
 		{name: "forced", at: now, token: cur, policy: logPolicy(), force: true, action: ActionRotate, reason: "rotation forced"},
 		{name: "no expiry is reported", at: now, token: tok("a", "", created, time.Time{}, "s-a"), policy: logPolicy(), action: ActionNone, reason: "never expires (left alone"},
@@ -143,7 +143,7 @@ func TestPlanBootstrapAndRedelivery(t *testing.T) {
 	}{
 		{
 			name: "readable token, empty sinks: publish it", obs: Observation{Tokens: []Token{readable}, Sinks: []SinkState{empty("s1"), empty("s2")}},
-			action: ActionPublish, current: "a", lacking: []int{0, 1}, secret: "s-a", reason: "s1:p, s2:p lack the current token",
+			action: ActionPublish, current: "a", lacking: []int{0, 1}, secret: "s-a", reason: "publishing the current token to s1:p, s2:p, which lack it",
 		},
 		{
 			name: "secure token, empty sink: its secret is gone, so rotate", obs: Observation{Tokens: []Token{secure}, Sinks: []SinkState{empty("s1")}},
@@ -458,6 +458,22 @@ func TestPolicyValidate(t *testing.T) {
 	err := with(func(p *Policy) { p.Lifetime = 0; p.Retire = "x"; p.Grace = -1 }).Validate(KindAPIToken, hourly)
 	require.Error(t, err)
 	assert.Len(t, strings.Split(err.Error(), "\n"), 3, "every problem is reported at once")
+}
+
+func TestFormatDuration(t *testing.T) {
+	t.Parallel()
+	for d, want := range map[time.Duration]string{
+		0:                                  "0s",
+		1499 * time.Millisecond:            "1s",
+		45 * time.Second:                   "45s",
+		12*time.Minute + 30*time.Second:    "12m30s",
+		47*time.Hour + 59*time.Minute + 59: "47h59m",
+		48 * time.Hour:                     "2d0h",
+		29*day + 4*time.Hour + time.Minute: "29d4h",
+		-90 * time.Minute:                  "1h30m",
+	} {
+		assert.Equal(t, want, FormatDuration(d), d.String())
+	}
 }
 
 func TestNames(t *testing.T) {

@@ -303,7 +303,7 @@ func (s *Sink) Put(ctx context.Context, dest string, rec rotation.Record, prev s
 	if err := s.write(ctx, root, dest, content, meta, prev); err != nil {
 		return err
 	}
-	s.logger.Info("wrote secret", "path", s.path(dest), "fingerprint", meta.Fingerprint)
+	s.logger.Debug("wrote secret", "path", s.path(dest), "fingerprint", meta.Fingerprint)
 	if s.reload == nil {
 		return nil
 	}

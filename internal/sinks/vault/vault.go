@@ -223,7 +223,7 @@ func (s *Sink) Put(ctx context.Context, dest string, rec rotation.Record, prev s
 	if err != nil {
 		return err
 	}
-	s.logger.Info("wrote secret", "path", s.dataPath(dest), "fingerprint", meta.Fingerprint)
+	s.logger.Debug("wrote secret", "path", s.dataPath(dest), "fingerprint", meta.Fingerprint)
 	return nil
 }
 
