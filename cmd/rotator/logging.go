@@ -1,0 +1,41 @@
+package main
+
+import (
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/lmittmann/tint"
+	"golang.org/x/term"
+
+	"github.com/unleash-rotator/unleash-rotator/internal/config"
+)
+
+// newLogger returns the logger for the configured format: tint's coloured
+// text on a terminal, JSON otherwise (containers, log collectors), or what
+// was asked for.
+func newLogger(l config.Log, w io.Writer) *slog.Logger {
+	isTerm := false
+	if f, ok := w.(*os.File); ok {
+		isTerm = term.IsTerminal(int(f.Fd()))
+	}
+	var h slog.Handler
+	switch {
+	case l.Format == "json" || l.Format == "auto" && !isTerm:
+		h = slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l.Level})
+	default:
+		h = tint.NewTextHandler(w, &tint.Options{Level: l.Level, TimeFormat: time.DateTime, NoColor: !isTerm})
+	}
+	return slog.New(h)
+}
+
+// cronLogger adapts slog to robfig/cron's Logger, whose Error takes the
+// error first.
+type cronLogger struct{ l *slog.Logger }
+
+func (c cronLogger) Info(msg string, kv ...any) { c.l.Debug("cron: "+msg, kv...) }
+
+func (c cronLogger) Error(err error, msg string, kv ...any) {
+	c.l.Error("cron: "+msg, append(kv, "err", err)...)
+}

@@ -1,0 +1,201 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/unleash-rotator/unleash-rotator/internal/config"
+	"github.com/unleash-rotator/unleash-rotator/internal/lock"
+	"github.com/unleash-rotator/unleash-rotator/internal/metrics"
+	"github.com/unleash-rotator/unleash-rotator/internal/notify"
+	"github.com/unleash-rotator/unleash-rotator/internal/rotation"
+	"github.com/unleash-rotator/unleash-rotator/internal/sinks/file"
+	"github.com/unleash-rotator/unleash-rotator/internal/sinks/vault"
+	"github.com/unleash-rotator/unleash-rotator/internal/unleash"
+	"github.com/unleash-rotator/unleash-rotator/internal/unleash/backend"
+)
+
+// rotator is everything a command needs, wired from the configuration.
+type rotator struct {
+	cfg    *config.Config
+	logger *slog.Logger
+	client *unleash.Client
+	engine *rotation.Engine
+	sinks  map[string]rotation.Sink
+	// sinkErrs holds why a sink could not be set up; its lineages are
+	// blocked, the others run.
+	sinkErrs map[string]error
+	registry *prometheus.Registry
+	metrics  *metrics.Metrics
+	notifier *notify.Webhook // nil: notifications off
+}
+
+// build wires the adapters to the engine. It fails only on problems no pass
+// could survive (an unreadable CA file); a sink that cannot be set up (Vault
+// unreachable, a missing directory) blocks just the lineages that use it.
+func build(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*rotator, error) {
+	client, err := newUnleashClient(cfg.Unleash)
+	if err != nil {
+		return nil, err
+	}
+	api, err := backend.NewAPITokens(client, backend.Listing(cfg.Unleash.Listing))
+	if err != nil {
+		return nil, err
+	}
+	r := &rotator{cfg: cfg, logger: logger, client: client, sinks: map[string]rotation.Sink{}, sinkErrs: map[string]error{}}
+	for _, s := range cfg.Sinks {
+		sink, err := newSink(ctx, s, logger.With("sink", s.Name))
+		if err != nil {
+			logger.Error("sink unavailable: the lineages publishing to it are blocked until it works", "sink", s.Name, "err", err)
+			r.sinkErrs[s.Name] = err
+			sink = brokenSink{err: fmt.Errorf("sink %s is unavailable: %w", s.Name, err)}
+		}
+		r.sinks[s.Name] = sink
+	}
+	locker, err := lock.NewFile(cfg.LockDir, logger)
+	if err != nil {
+		return nil, err
+	}
+	r.engine, err = rotation.New(rotation.Config{
+		Backends: map[rotation.Kind]rotation.Backend{
+			rotation.KindAPIToken: api,
+			rotation.KindPAT:      backend.NewPATs(client),
+			rotation.KindEdge:     backend.NewEdge(client),
+		},
+		Sinks:       r.sinks,
+		Locker:      locker,
+		LockKey:     client.BaseURL(),
+		Logger:      logger,
+		Concurrency: cfg.Concurrency,
+	})
+	if err != nil {
+		return nil, err
+	}
+	r.registry = prometheus.NewRegistry()
+	r.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	r.metrics = metrics.New(r.registry, version)
+	if !cfg.Notify.WebhookURL.IsZero() {
+		if r.notifier, err = notify.New(cfg.Notify.WebhookURL, cfg.Notify.Timeout, nil); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+func newUnleashClient(u config.Unleash) (*unleash.Client, error) {
+	opts := []unleash.Option{unleash.WithUserAgent("unleash-rotator/" + version), unleash.WithTimeout(u.Timeout)}
+	if u.Bearer {
+		opts = append(opts, unleash.WithBearer())
+	}
+	if u.CAFile != "" {
+		pem, err := os.ReadFile(u.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("unleash.ca_file: %w", err)
+		}
+		opts = append(opts, unleash.WithCACertPEM(pem))
+	}
+	if u.Edge != nil {
+		opts = append(opts, unleash.WithEdgeCredentials(u.Edge.ClientID, u.Edge.ClientSecret))
+	}
+	return unleash.NewClient(u.URL, u.Token, opts...)
+}
+
+func newSink(ctx context.Context, s config.Sink, logger *slog.Logger) (rotation.Sink, error) {
+	switch {
+	case s.File != nil:
+		f := s.File
+		fc := file.Config{Dir: f.Dir, Format: file.Format(f.Format), Key: f.Key, Fields: f.Fields, Mode: f.Mode}
+		if f.Reload != nil {
+			fc.Reload = &file.Reload{Command: f.Reload.Command, PIDFile: f.Reload.PIDFile, Signal: f.Reload.Signal, Timeout: f.Reload.Timeout}
+		}
+		return file.New(fc, logger)
+	case s.Vault != nil:
+		v := s.Vault
+		return vault.New(ctx, vault.Config{
+			Address: v.Address, Namespace: v.Namespace, CACert: v.CAFile, Timeout: v.Timeout,
+			Mount: v.Mount, KVVersion: v.KVVersion, Field: v.Field, Fields: v.Fields,
+			Auth: vault.Auth{Method: v.Auth.Method, Token: v.Auth.Token, RoleID: v.Auth.RoleID, SecretID: v.Auth.SecretID,
+				Role: v.Auth.Role, JWTPath: v.Auth.JWTPath, Mount: v.Auth.Mount},
+		}, logger)
+	}
+	return nil, fmt.Errorf("sink %s has no known type", s.Name)
+}
+
+// brokenSink stands in for a sink that could not be set up: every lineage
+// that publishes to it is blocked (the planner refuses to act without
+// knowing what a sink holds), and the others proceed.
+type brokenSink struct{ err error }
+
+func (b brokenSink) Get(context.Context, string) (rotation.Record, error) {
+	return rotation.Record{}, b.err
+}
+
+func (b brokenSink) Put(context.Context, string, rotation.Record, string) error { return b.err }
+
+// pass runs one pass within the configured time limit, logs its summary and
+// records its metrics.
+func (r *rotator) pass(ctx context.Context, opts rotation.Options) *rotation.Report {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.PassTimeout)
+	defer cancel()
+	rep := r.engine.Run(ctx, r.cfg.Targets, opts)
+	r.metrics.Observe(rep, time.Now())
+	r.logSummary(rep)
+	return rep
+}
+
+func (r *rotator) logSummary(rep *rotation.Report) {
+	actions := map[rotation.Action]int{}
+	failed := 0
+	for _, res := range rep.Results {
+		actions[res.Decision.Action]++
+		if res.Failed() {
+			failed++
+		}
+	}
+	attrs := []any{"duration", rep.Duration.Round(time.Millisecond), "lineages", len(rep.Results), "failed", failed,
+		"rotated", actions[rotation.ActionRotate], "published", actions[rotation.ActionPublish], "adopted", actions[rotation.ActionAdopt],
+		"up_to_date", actions[rotation.ActionNone], "blocked", actions[rotation.ActionBlocked]}
+	switch {
+	case rep.Err != nil:
+		r.logger.Error("pass could not run", append(attrs, "err", rep.Err)...)
+	case failed > 0:
+		r.logger.Error("pass finished with failures", attrs...)
+	default:
+		r.logger.Info("pass finished", attrs...)
+	}
+}
+
+// notify sends the configured webhook when the pass has something to say.
+func (r *rotator) notify(ctx context.Context, rep *rotation.Report) {
+	if r.notifier == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.Notify.Timeout+time.Second)
+	defer cancel()
+	sent, err := r.notifier.Notify(ctx, rep, time.Now())
+	switch {
+	case err != nil:
+		r.logger.Error("could not send the notification", "err", err)
+	case sent:
+		r.logger.Info("notification sent")
+	}
+}
+
+// passExitCode maps a pass to the command's exit code.
+func passExitCode(rep *rotation.Report) int {
+	var listErr *rotation.ListError
+	switch {
+	case errors.As(rep.Err, &listErr):
+		return exitUnleash
+	case rep.Failed():
+		return exitFailed
+	}
+	return exitOK
+}
