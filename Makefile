@@ -15,6 +15,14 @@ BENCH   ?= .
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
+.PHONY: build
+build: ## build bin/rotator (static, version-stamped; the Dockerfile uses the same script)
+	scripts/build.sh bin/rotator
+
+.PHONY: demo
+demo: ## run the rotator against a local Unleash with a file sink, and show what it does
+	scripts/demo.sh
+
 .PHONY: test-deps
 test-deps: ## install the real servers the tests use (PostgreSQL, Unleash 8.2.0, Vault dev server)
 	scripts/unleash-dev.sh install
