@@ -41,6 +41,7 @@ import (
 
 	"github.com/unleash-rotator/unleash-rotator/internal/rotation"
 	"github.com/unleash-rotator/unleash-rotator/internal/secret"
+	"github.com/unleash-rotator/unleash-rotator/internal/sinks"
 )
 
 // Format is how a file holds the secret.
@@ -258,12 +259,12 @@ func (s *Sink) Get(ctx context.Context, dest string) (rotation.Record, error) {
 // record assembles what Get returns. The fingerprint is always computed
 // from the secret on disk; stored metadata that names another fingerprint
 // describes some other token, so it is dropped.
-func record(v string, meta *metaJSON, data []byte) rotation.Record {
+func record(v string, meta *sinks.MetadataJSON, data []byte) rotation.Record {
 	sec := secret.New(v)
 	fp := sec.Fingerprint()
 	m := rotation.Metadata{Fingerprint: fp}
 	if meta != nil && meta.Fingerprint == fp {
-		m = rotation.Metadata(*meta)
+		m = meta.Metadata()
 	}
 	return rotation.Record{Secret: sec, Meta: m, Version: version(data)}
 }
@@ -290,7 +291,7 @@ func (s *Sink) Put(ctx context.Context, dest string, rec rotation.Record, prev s
 	if rec.Secret.IsZero() {
 		return fmt.Errorf("put %s: refusing to write an empty secret", s.path(dest))
 	}
-	meta := toMetaJSON(rec.Meta, rec.Secret.Fingerprint())
+	meta := sinks.NewMetadataJSON(rec.Meta, rec.Secret.Fingerprint())
 	content, err := s.encode(rec.Secret.Reveal(), meta)
 	if err != nil {
 		return fmt.Errorf("put %s: %w", s.path(dest), err)
@@ -314,7 +315,7 @@ func (s *Sink) Put(ctx context.Context, dest string, rec rotation.Record, prev s
 }
 
 // write does Put's check-and-set and replaces the file(s), under the lock.
-func (s *Sink) write(ctx context.Context, root *os.Root, dest string, content []byte, meta metaJSON, prev string) error {
+func (s *Sink) write(ctx context.Context, root *os.Root, dest string, content []byte, meta sinks.MetadataJSON, prev string) error {
 	if dir := path.Dir(dest); dir != "." {
 		if err := root.MkdirAll(dir, 0o700); err != nil {
 			return s.explain(dest, err)

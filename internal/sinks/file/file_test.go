@@ -27,6 +27,7 @@ import (
 
 	"github.com/unleash-rotator/unleash-rotator/internal/rotation"
 	"github.com/unleash-rotator/unleash-rotator/internal/secret"
+	"github.com/unleash-rotator/unleash-rotator/internal/sinks"
 )
 
 var formats = []Format{FormatRaw, FormatEnv, FormatJSON}
@@ -162,7 +163,7 @@ func TestFileContent(t *testing.T) {
 			put(t, s, "app/token", rec)
 			content, err := os.ReadFile(s.path("app/token"))
 			require.NoError(t, err)
-			meta, err := json.Marshal(toMetaJSON(rec.Meta, rec.Secret.Fingerprint()))
+			meta, err := json.Marshal(sinks.NewMetadataJSON(rec.Meta, rec.Secret.Fingerprint()))
 			require.NoError(t, err)
 			assert.Contains(t, string(meta), `"token_id":"id-defa"`, "metadata is snake_case")
 			tt.check(t, string(content), string(meta))
@@ -292,7 +293,7 @@ func TestEmpty(t *testing.T) {
 func TestForeignContent(t *testing.T) {
 	t.Parallel()
 	v := "default:production.hand0000"
-	otherMeta, err := json.Marshal(toMetaJSON(testRecord("other000").Meta, secret.Fingerprint("other000")))
+	otherMeta, err := json.Marshal(sinks.NewMetadataJSON(testRecord("other000").Meta, secret.Fingerprint("other000")))
 	require.NoError(t, err)
 	tests := []struct {
 		name    string

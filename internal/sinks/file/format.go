@@ -11,12 +11,11 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"time"
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/unleash-rotator/unleash-rotator/internal/rotation"
 	"github.com/unleash-rotator/unleash-rotator/internal/secret"
+	"github.com/unleash-rotator/unleash-rotator/internal/sinks"
 )
 
 const (
@@ -33,46 +32,8 @@ const (
 	envUnsafe = "'\"`$\\#;&|<>()~"
 )
 
-// metaJSON is [rotation.Metadata] as stored in files, in snake_case. Its
-// fields mirror Metadata's one for one, so the two convert into each other
-// and a field added to Metadata fails to compile here until it is stored.
-type metaJSON struct {
-	TokenID     string        `json:"token_id,omitempty"`
-	TokenName   string        `json:"token_name,omitempty"`
-	TokenType   string        `json:"token_type,omitempty"`
-	Kind        rotation.Kind `json:"kind,omitempty"`
-	Projects    []string      `json:"projects,omitempty"`
-	Environment string        `json:"environment,omitempty"`
-	CreatedAt   time.Time     `json:"created_at,omitzero"`
-	ExpiresAt   time.Time     `json:"expires_at,omitzero"`
-	Fingerprint string        `json:"fingerprint"`
-	RotationID  string        `json:"rotation_id,omitempty"`
-	Replaces    string        `json:"replaces,omitempty"`
-	WrittenAt   time.Time     `json:"written_at,omitzero"`
-	VerifiedAt  time.Time     `json:"verified_at,omitzero"`
-	WrittenBy   string        `json:"written_by"`
-}
-
-// toMetaJSON returns what Put stores for m. The fingerprint is that of the
-// secret being written, whatever m says; WrittenBy defaults to
-// [rotation.Writer], since whatever this sink writes, the rotator wrote.
-// Times are stored in UTC so files do not depend on the host's zone.
-func toMetaJSON(m rotation.Metadata, fingerprint string) metaJSON {
-	j := metaJSON(m)
-	j.Fingerprint = fingerprint
-	if j.WrittenBy == "" {
-		j.WrittenBy = rotation.Writer
-	}
-	for _, t := range []*time.Time{&j.CreatedAt, &j.ExpiresAt, &j.WrittenAt, &j.VerifiedAt} {
-		if !t.IsZero() {
-			*t = t.UTC()
-		}
-	}
-	return j
-}
-
 // encode returns the content of the main file holding secret v.
-func (s *Sink) encode(v string, meta metaJSON) ([]byte, error) {
+func (s *Sink) encode(v string, meta sinks.MetadataJSON) ([]byte, error) {
 	switch s.format {
 	case FormatEnv:
 		return s.encodeEnv(v, meta)
@@ -88,7 +49,7 @@ func (s *Sink) encode(v string, meta metaJSON) ([]byte, error) {
 // decode parses a main file: the secret and, for env and json, the stored
 // metadata (nil if there is none or it does not parse). Its errors never
 // quote the content, which holds the secret.
-func (s *Sink) decode(data []byte) (string, *metaJSON, error) {
+func (s *Sink) decode(data []byte) (string, *sinks.MetadataJSON, error) {
 	switch s.format {
 	case FormatEnv:
 		return s.decodeEnv(data)
@@ -106,7 +67,7 @@ func (s *Sink) decode(data []byte) (string, *metaJSON, error) {
 
 // encodeEnv writes the header, the metadata comment, the secret's line and
 // the fields' lines, sorted.
-func (s *Sink) encodeEnv(v string, meta metaJSON) ([]byte, error) {
+func (s *Sink) encodeEnv(v string, meta sinks.MetadataJSON) ([]byte, error) {
 	if !envSafe(v) {
 		return nil, errors.New("the secret contains white space, a quote, $, \\, #, a shell operator or a control character, which a shell or systemd would misread in an env file: use format json or raw")
 	}
@@ -125,7 +86,7 @@ func (s *Sink) encodeEnv(v string, meta metaJSON) ([]byte, error) {
 // decodeEnv finds the key's line (the last one, as a shell would) and the
 // metadata comment. It accepts what people write by hand: "export ",
 // blank lines, comments and a value in matching quotes.
-func (s *Sink) decodeEnv(data []byte) (string, *metaJSON, error) {
+func (s *Sink) decodeEnv(data []byte) (string, *sinks.MetadataJSON, error) {
 	var v, mj string
 	found := false
 	for line := range strings.Lines(string(data)) {
@@ -146,9 +107,9 @@ func (s *Sink) decodeEnv(data []byte) (string, *metaJSON, error) {
 	if !found || v == "" {
 		return "", nil, fmt.Errorf("the file has no %s=... line, so it is not one this sink can manage: remove it or fix the destination", s.key)
 	}
-	var meta *metaJSON
+	var meta *sinks.MetadataJSON
 	if mj != "" {
-		var m metaJSON
+		var m sinks.MetadataJSON
 		if json.Unmarshal([]byte(mj), &m) == nil {
 			meta = &m
 		}
@@ -178,7 +139,7 @@ func envSafe(v string) bool {
 // encodeJSON writes the secret first, then the fields sorted, then the
 // metadata, indented. Keys are written in that order by hand because a
 // map would sort the secret in among the fields.
-func (s *Sink) encodeJSON(v string, meta metaJSON) ([]byte, error) {
+func (s *Sink) encodeJSON(v string, meta sinks.MetadataJSON) ([]byte, error) {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
@@ -215,7 +176,7 @@ func (s *Sink) encodeJSON(v string, meta metaJSON) ([]byte, error) {
 }
 
 // decodeJSON reads the key's string and the metadata object.
-func (s *Sink) decodeJSON(data []byte) (string, *metaJSON, error) {
+func (s *Sink) decodeJSON(data []byte) (string, *sinks.MetadataJSON, error) {
 	var doc map[string]json.RawMessage
 	// Parse errors are not wrapped: they can quote the content.
 	if json.Unmarshal(data, &doc) != nil {
@@ -225,9 +186,9 @@ func (s *Sink) decodeJSON(data []byte) (string, *metaJSON, error) {
 	if raw, ok := doc[s.key]; !ok || json.Unmarshal(raw, &v) != nil || v == "" {
 		return "", nil, fmt.Errorf("the file has no string field %q, so it is not one this sink can manage: remove it or fix the destination", s.key)
 	}
-	var meta *metaJSON
+	var meta *sinks.MetadataJSON
 	if raw, ok := doc[jsonMetaKey]; ok {
-		var m metaJSON
+		var m sinks.MetadataJSON
 		if json.Unmarshal(raw, &m) == nil {
 			meta = &m
 		}
@@ -284,7 +245,7 @@ func checkJSONConfig(key string, fields map[string]string) error {
 // lets Get describe the file correctly whether or not a crash came between
 // writing the sidecar and the file.
 type sidecar struct {
-	Secrets map[string]*metaJSON `json:"secrets"`
+	Secrets map[string]*sinks.MetadataJSON `json:"secrets"`
 }
 
 // sidecarSuffix names a raw file's sidecar.
@@ -292,7 +253,7 @@ const sidecarSuffix = ".meta.json"
 
 // readSidecar returns the sidecar's entries of a raw file, or nil. A
 // missing or broken sidecar only means the secret is not described.
-func (s *Sink) readSidecar(root *os.Root, name string) map[string]*metaJSON {
+func (s *Sink) readSidecar(root *os.Root, name string) map[string]*sinks.MetadataJSON {
 	data, err := s.readMain(root, name+sidecarSuffix)
 	if err != nil || len(data) == 0 {
 		return nil
@@ -307,8 +268,8 @@ func (s *Sink) readSidecar(root *os.Root, name string) map[string]*metaJSON {
 
 // writeSidecar replaces the sidecar of raw file name with entries for meta
 // and for the secret in cur, the file's current content, if it is described.
-func (s *Sink) writeSidecar(root *os.Root, name string, meta metaJSON, cur []byte) error {
-	sc := sidecar{Secrets: map[string]*metaJSON{meta.Fingerprint: &meta}}
+func (s *Sink) writeSidecar(root *os.Root, name string, meta sinks.MetadataJSON, cur []byte) error {
+	sc := sidecar{Secrets: map[string]*sinks.MetadataJSON{meta.Fingerprint: &meta}}
 	if len(cur) > 0 {
 		if v, _, err := s.decode(cur); err == nil {
 			fp := secret.Fingerprint(v)

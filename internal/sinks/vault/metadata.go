@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/unleash-rotator/unleash-rotator/internal/rotation"
+	"github.com/unleash-rotator/unleash-rotator/internal/sinks"
 )
 
 const (
@@ -141,36 +142,9 @@ func customMetadata(cur map[string]string, storedFP string, m rotation.Metadata)
 	return out, nil
 }
 
-// metaJSON is [rotation.Metadata] as stored in KV v1 data, in snake_case.
-// Its fields mirror Metadata's one for one, so the two convert into each
-// other and a field added to Metadata fails to compile here until it is
-// stored.
-type metaJSON struct {
-	TokenID     string        `json:"token_id,omitempty"`
-	TokenName   string        `json:"token_name,omitempty"`
-	TokenType   string        `json:"token_type,omitempty"`
-	Kind        rotation.Kind `json:"kind,omitempty"`
-	Projects    []string      `json:"projects,omitempty"`
-	Environment string        `json:"environment,omitempty"`
-	CreatedAt   time.Time     `json:"created_at,omitzero"`
-	ExpiresAt   time.Time     `json:"expires_at,omitzero"`
-	Fingerprint string        `json:"fingerprint"`
-	RotationID  string        `json:"rotation_id,omitempty"`
-	Replaces    string        `json:"replaces,omitempty"`
-	WrittenAt   time.Time     `json:"written_at,omitzero"`
-	VerifiedAt  time.Time     `json:"verified_at,omitzero"`
-	WrittenBy   string        `json:"written_by"`
-}
-
 // encodeMetaJSON returns m as stored in KV v1 data, times in UTC.
 func encodeMetaJSON(m rotation.Metadata) (string, error) {
-	j := metaJSON(m)
-	for _, t := range []*time.Time{&j.CreatedAt, &j.ExpiresAt, &j.WrittenAt, &j.VerifiedAt} {
-		if !t.IsZero() {
-			*t = t.UTC()
-		}
-	}
-	b, err := json.Marshal(j)
+	b, err := json.Marshal(sinks.NewMetadataJSON(m, m.Fingerprint))
 	if err != nil {
 		return "", fmt.Errorf("encode metadata: %w", err)
 	}
@@ -181,11 +155,11 @@ func encodeMetaJSON(m rotation.Metadata) (string, error) {
 // secret with fingerprint fp, else only fp.
 func decodeMetaJSON(data map[string]any, fp string) rotation.Metadata {
 	raw, _ := data[metadataKey].(string)
-	var j metaJSON
+	var j sinks.MetadataJSON
 	if raw == "" || json.Unmarshal([]byte(raw), &j) != nil || j.Fingerprint != fp {
 		return rotation.Metadata{Fingerprint: fp}
 	}
-	return rotation.Metadata(j)
+	return j.Metadata()
 }
 
 // parseTime parses a stored time; "" or anything invalid is zero.
