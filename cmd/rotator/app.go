@@ -250,6 +250,33 @@ func (a *app) graceful(logger *slog.Logger, grace time.Duration) (work context.C
 	return work, stop, func() { close(done); abandon() }
 }
 
+// session is a loaded configuration wired to a rotator, with the graceful
+// stop of [app.graceful], for the commands that run passes.
+type session struct {
+	*rotator
+	work     context.Context
+	stopping <-chan struct{}
+	release  func()
+}
+
+// open loads the configuration and wires the rotator. When that fails it
+// has said why, and returns the exit code to stop with.
+func (a *app) open(name string, cf *common, grace time.Duration) (*session, int) {
+	cfg, ok := a.loadConfig(name, cf)
+	if !ok {
+		return nil, exitUsage
+	}
+	logger := newLogger(cfg.Log, a.stderr)
+	work, stopping, release := a.graceful(logger, grace)
+	r, err := build(work, cfg, logger)
+	if err != nil {
+		release()
+		fmt.Fprintf(a.stderr, "rotator %s: %v\n", name, err)
+		return nil, exitUsage
+	}
+	return &session{rotator: r, work: work, stopping: stopping, release: release}, exitOK
+}
+
 func (a *app) version(args []string) int {
 	c := command{name: "version", synopsis: "rotator version", about: "Print the version, commit and build date."}
 	fs := flag.NewFlagSet("version", flag.ContinueOnError)

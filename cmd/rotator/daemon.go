@@ -40,19 +40,12 @@ func (a *app) daemon(args []string) int {
 	if done, code := a.parse(fs, args); done {
 		return code
 	}
-	cfg, ok := a.loadConfig(runCommand.name, cf)
-	if !ok {
-		return exitUsage
+	s, code := a.open(runCommand.name, cf, *grace)
+	if s == nil {
+		return code
 	}
-	logger := newLogger(cfg.Log, a.stderr)
-	work, stopping, release := a.graceful(logger, *grace)
-	defer release()
-
-	r, err := build(work, cfg, logger)
-	if err != nil {
-		fmt.Fprintf(a.stderr, "rotator run: %v\n", err)
-		return exitUsage
-	}
+	defer s.release()
+	r, cfg, logger, work, stopping := s.rotator, s.cfg, s.logger, s.work, s.stopping
 	state := &daemonState{passTimeout: cfg.PassTimeout}
 	if cfg.Metrics.Listen != "" {
 		srv, err := r.serve(cfg.Metrics.Listen, state)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/unleash-rotator/unleash-rotator/internal/metrics"
@@ -30,22 +29,14 @@ func (a *app) once(args []string) int {
 	if done, code := a.parse(fs, args); done {
 		return code
 	}
-	cfg, ok := a.loadConfig(onceCommand.name, cf)
-	if !ok {
-		return exitUsage
+	s, code := a.open(onceCommand.name, cf, *grace)
+	if s == nil {
+		return code
 	}
-	logger := newLogger(cfg.Log, a.stderr)
-	work, _, release := a.graceful(logger, *grace)
-	defer release()
-
-	r, err := build(work, cfg, logger)
-	if err != nil {
-		fmt.Fprintf(a.stderr, "rotator once: %v\n", err)
-		return exitUsage
-	}
-	rep := r.pass(work, rotation.Options{})
-	r.export(work)
-	r.notify(work, rep)
+	defer s.release()
+	rep := s.pass(s.work, rotation.Options{})
+	s.export(s.work)
+	s.notify(s.work, rep)
 	return passExitCode(rep)
 }
 

@@ -34,19 +34,12 @@ func (a *app) plan(args []string) int {
 		fmt.Fprintf(a.stderr, "rotator plan: invalid -o %q (want table or json)\n", *output)
 		return exitUsage
 	}
-	cfg, ok := a.loadConfig(planCommand.name, cf)
-	if !ok {
-		return exitUsage
+	s, code := a.open(planCommand.name, cf, 0)
+	if s == nil {
+		return code
 	}
-	logger := newLogger(cfg.Log, a.stderr)
-	work, _, release := a.graceful(logger, 0)
-	defer release()
-	r, err := build(work, cfg, logger)
-	if err != nil {
-		fmt.Fprintf(a.stderr, "rotator plan: %v\n", err)
-		return exitUsage
-	}
-	rep := r.engine.Run(work, cfg.Targets, rotation.Options{DryRun: true})
+	defer s.release()
+	rep := s.engine.Run(s.work, s.cfg.Targets, rotation.Options{DryRun: true})
 	if rep.Err != nil {
 		fmt.Fprintf(a.stderr, "rotator plan: %v\n", rep.Err)
 		return passExitCode(rep)

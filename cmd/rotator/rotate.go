@@ -51,20 +51,14 @@ func (a *app) rotate(args []string) int {
 		fmt.Fprintln(a.stderr, "rotator rotate: --target is required (run 'rotator plan' to list targets and tokens)")
 		return exitUsage
 	}
-	cfg, ok := a.loadConfig(rotateCommand.name, cf)
-	if !ok {
-		return exitUsage
+	s, code := a.open(rotateCommand.name, cf, *grace)
+	if s == nil {
+		return code
 	}
+	defer s.release()
+	r, cfg, work := s.rotator, s.cfg, s.work
 	if !slices.ContainsFunc(cfg.Targets, func(t rotation.Target) bool { return t.Name == sel.target }) {
 		fmt.Fprintf(a.stderr, "rotator rotate: no target named %q in %s\n", sel.target, cfg.Path)
-		return exitUsage
-	}
-	logger := newLogger(cfg.Log, a.stderr)
-	work, _, release := a.graceful(logger, *grace)
-	defer release()
-	r, err := build(work, cfg, logger)
-	if err != nil {
-		fmt.Fprintf(a.stderr, "rotator rotate: %v\n", err)
 		return exitUsage
 	}
 
