@@ -13,17 +13,25 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/unleash-rotator/unleash-rotator/internal/rotation"
+	"github.com/unleash-rotator/unleash-rotator/internal/secret"
+	"github.com/unleash-rotator/unleash-rotator/internal/sinks/vault"
 	"github.com/unleash-rotator/unleash-rotator/internal/unleash"
 	"github.com/unleash-rotator/unleash-rotator/internal/unleashfake"
 	"github.com/unleash-rotator/unleash-rotator/internal/unleashtest"
+	"github.com/unleash-rotator/unleash-rotator/internal/vaulttest"
 )
 
 // Backend and frontend tokens in two projects and two environments rotate
-// in one pass, land in both sinks, authenticate, and the next pass has
-// nothing to do. Log mode leaves the old tokens alone.
+// in one pass, land in every sink (two file sinks and a real Vault KV v2),
+// authenticate, and the next pass has nothing to do. Log mode leaves the
+// old tokens alone.
 func TestFullRotation(t *testing.T) {
 	t.Parallel()
 	r := newRig(t, unleashtest.Require(t))
+	vaultSrv := vaulttest.New(t)
+	vs, err := vault.New(t.Context(), vault.Config{Address: vaultSrv.Addr, Auth: vault.Auth{Method: "token", Token: secret.New(vaultSrv.RootToken)}}, r.logger())
+	require.NoError(t, err)
+	r.sinks["v"] = vs
 	base := uniq("full")
 	type combo struct {
 		project, env string
@@ -40,6 +48,7 @@ func TestFullRotation(t *testing.T) {
 		}
 	}
 	target := apiTarget("full", "^"+base+"$", []string{"default", "team-a"}, policy(rotation.RetireLog))
+	target.Dests = append(target.Dests, rotation.Destination{Sink: "v", Path: mustPath("unleash/{{.Project}}/{{.Environment}}/{{.Type}}/{{.Name}}")})
 	e := r.engine(nil)
 
 	rep := e.Run(t.Context(), []rotation.Target{target}, rotation.Options{})
@@ -48,13 +57,14 @@ func TestFullRotation(t *testing.T) {
 	for _, res := range rep.Results {
 		assert.Equal(t, rotation.ActionRotate, res.Decision.Action, res.Lineage.Spec)
 		assert.Equal(t, rotation.OutcomeOK, res.Outcome)
-		assert.Len(t, res.Published, 2)
+		assert.Len(t, res.Published, 3)
 		require.Len(t, res.Retired, 0, "retirement waits for the next pass")
 	}
 	for i, c := range combos {
 		dests := map[string]string{
 			"a": fmt.Sprintf("%s/%s/%s-%s.env", c.project, c.env, c.typ, base),
 			"b": fmt.Sprintf("full/%s-%s-%s-%s.json", c.project, c.env, c.typ, base),
+			"v": fmt.Sprintf("unleash/%s/%s/%s/%s", c.project, c.env, c.typ, base),
 		}
 		checkInvariants(t, r.admin, r.sinks, dests, base, c.project, c.env, c.typ)
 		rec := held(t, r.sinks["a"], dests["a"])
@@ -348,7 +358,7 @@ func TestCapacityLimit(t *testing.T) {
 	for _, res := range rep.Results {
 		outcomes[res.Lineage.Spec.Name] = res.Outcome
 		if res.Outcome == rotation.OutcomeBlocked {
-			assert.Contains(t, res.Err.Error(), "no room for a new token: Unleash allows 6")
+			assert.Contains(t, res.Err.Error(), "no room for a new token: Unleash allows 6 API tokens for the instance")
 			assert.NotContains(t, res.Err.Error(), "ExceedsLimitError")
 		}
 	}

@@ -90,17 +90,17 @@ func fitCapacity(jobs []*job, limit, used int, kind Kind, owner string) {
 		return
 	}
 	slices.SortStableFunc(creates, func(a, b *job) int { return cmp.Compare(urgency(a), urgency(b)) })
-	where := "the instance"
+	what, where := "API tokens", "the instance"
 	if kind == KindPAT {
-		where = owner
+		what, where = "personal access tokens", owner
 	}
 	for _, j := range creates[max(free, 0):] {
 		d := &j.res.Decision
 		d.Action = ActionBlocked
-		d.Reason = fmt.Sprintf("no room for a new token: Unleash allows %d %s tokens for %s and %d exist (expired ones count), "+
+		d.Reason = fmt.Sprintf("no room for a new token: Unleash allows %d %s for %s and %d exist (expired ones count), "+
 			"and %d rotations need one this pass; delete unused tokens, raise the limit (UNLEASH_API_TOKENS_LIMIT), "+
 			"or use retire mode delete so old tokens are removed (deferred: %s)",
-			limit, kind, where, used, len(creates), d.Reason)
+			limit, what, where, used, len(creates), d.Reason)
 	}
 }
 

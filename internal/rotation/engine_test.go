@@ -377,8 +377,47 @@ func TestEngineCapacity(t *testing.T) {
 	}
 	assert.Equal(t, OutcomeOK, byName["a"].Outcome, "expires first, gets the room")
 	assert.Equal(t, OutcomeBlocked, byName["b"].Outcome)
-	assert.Contains(t, byName["b"].Err.Error(), "no room for a new token: Unleash allows 3 api-token tokens for the instance and 3 exist")
+	assert.Contains(t, byName["b"].Err.Error(), "no room for a new token: Unleash allows 3 API tokens for the instance and 3 exist")
 	assert.Contains(t, w.backend.deleted, "old")
+}
+
+// PATs: 10 per account, expired ones included. The rotator's own expired
+// PAT is deleted to make room; without one, the rotation is refused with
+// an error saying what to do.
+func TestEnginePATCapacity(t *testing.T) {
+	t.Parallel()
+	pat := func(id, name string, expires time.Time) Token {
+		return Token{ID: id, Kind: KindPAT, Name: name, Type: "pat", Owner: "service-account:7", CreatedAt: now.Add(-80 * day), ExpiresAt: expires}
+	}
+	target := Target{Name: "ci", Kind: KindPAT, Policy: deletePolicy(), Specs: []Spec{{Name: "ci", Type: "pat", Owner: "service-account:7"}},
+		Dests: []Destination{{Sink: "a", Path: mustPath("{{.Owner}}/{{.Name}}")}}}
+	for _, withExpired := range []bool{false, true} {
+		t.Run(fmt.Sprintf("expired own PAT=%v", withExpired), func(t *testing.T) {
+			t.Parallel()
+			w := newWorld(t)
+			w.backend.limit = 10
+			w.backend.add(pat("due", "ci", now.Add(day)))
+			n := 9
+			if withExpired {
+				w.backend.add(pat("old", Mark("ci", "20260101T000000Z-aaaaaa"), now.Add(-day)))
+				n = 8
+			}
+			for i := range n {
+				w.backend.add(pat(fmt.Sprintf("other-%d", i), fmt.Sprintf("someone-else-%d", i), now.Add(60*day)))
+			}
+			rep := w.run([]Target{target}, Options{})
+			res := rep.Results[0]
+			if !withExpired {
+				assert.Equal(t, OutcomeBlocked, res.Outcome)
+				assert.Contains(t, res.Err.Error(), "Unleash allows 10 personal access tokens for service-account:7 and 10 exist")
+				assert.Zero(t, w.backend.n, "nothing created")
+				return
+			}
+			require.NoError(t, res.Err)
+			assert.Equal(t, OutcomeOK, res.Outcome)
+			assert.Contains(t, w.backend.deleted, "old", "the expired PAT made room")
+		})
+	}
 }
 
 func TestEngineRevokeOld(t *testing.T) {
