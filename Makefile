@@ -33,7 +33,8 @@ test: test-deps ## run every test, against real Unleash and Vault servers, with 
 	$(GO) test -race -count=1 $(PKGS)
 
 .PHONY: lint
-lint: ## golangci-lint (pinned) on both modules, shellcheck on the scripts
+lint: ## go vet, golangci-lint (pinned) on both modules, shellcheck on the scripts
+	$(GO) vet ./... && (cd tools/vaultdev && $(GO) vet ./...)
 	lint=$$(scripts/tools.sh golangci-lint); \
 	$$lint run ./... && (cd tools/vaultdev && $$lint run ./...)
 	@if command -v shellcheck >/dev/null; then shellcheck scripts/*.sh .ci/run; \

@@ -74,6 +74,46 @@ func TestOnceRotatesPublishesAndIsIdempotent(t *testing.T) {
 	assert.Contains(t, res.stderr, "retirement candidate")
 }
 
+// A one-shot pass writes its metrics for node-exporter, and a failed pass
+// sends the webhook (its URL from the environment, as a credential should).
+func TestOnceExportsMetricsAndNotifies(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var hooks []map[string]any
+	hook := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		var body map[string]any
+		assert.NoError(t, json.NewDecoder(r.Body).Decode(&body))
+		mu.Lock()
+		hooks = append(hooks, body)
+		mu.Unlock()
+	}))
+	t.Cleanup(hook.Close)
+	textfile := filepath.Join(t.TempDir(), "unleash_rotator.prom")
+	w := newWorld(t, "metrics:\n  textfile: "+textfile+"\n")
+	w.token(t, "default", "metered", unleash.TypeBackend, 24*time.Hour)
+	environ := append(w.env, "ROTATOR_NOTIFY_WEBHOOK_URL="+hook.URL+"/services/T000/B000/SECRETPART")
+
+	res := run(t, environ, "once")
+	require.Equal(t, exitOK, res.code, res)
+	prom := readFile(t, textfile)
+	assert.Contains(t, prom, `unleash_rotator_passes_total{result="success"} 1`)
+	assert.Contains(t, prom, `unleash_rotator_rotations_total{outcome="success",target="app"} 1`)
+	mu.Lock()
+	assert.Empty(t, hooks, "a clean pass sends nothing")
+	mu.Unlock()
+
+	// The sink directory disappears: the pass fails, and says so.
+	require.NoError(t, os.RemoveAll(w.dir))
+	res = run(t, environ, "once")
+	require.Equal(t, exitFailed, res.code, res)
+	assert.Contains(t, readFile(t, textfile), `unleash_rotator_passes_total{result="failure"} 1`)
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, hooks, 1)
+	assert.Contains(t, hooks[0]["text"], "unleash-rotator")
+	assert.NotContains(t, res.stderr, "SECRETPART", "the webhook URL is a credential")
+}
+
 func TestPlanChangesNothing(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, "")
