@@ -279,3 +279,15 @@ notify:
 	}
 	assert.Greater(t, checked, 40, "the configurations must have produced plenty of problems")
 }
+
+// A secret file may be named from the home directory, as the Vault CLI's
+// ~/.vault-token usually is.
+func TestSecretFileInHome(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	require.NoError(t, os.WriteFile(filepath.Join(home, ".unleash-token"), []byte("home-token\n"), 0o600))
+	t.Setenv("ROTATOR_UNLEASH_TOKEN_FILE", "~/.unleash-token")
+	cfg, err := Load("testdata/valid-base.yaml")
+	require.NoError(t, err)
+	assert.Equal(t, "home-token", cfg.Unleash.Token.Reveal())
+}

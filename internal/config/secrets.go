@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/unleash-rotator/unleash-rotator/internal/secret"
@@ -97,6 +98,10 @@ func readSecretFile(path string) (string, error) {
 	if path == "" {
 		return "", fmt.Errorf("secret file name is empty")
 	}
+	path, err := expandHome(path)
+	if err != nil {
+		return "", err
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return "", fmt.Errorf("cannot read secret file: %w", err)
@@ -114,4 +119,19 @@ func readSecretFile(path string) (string, error) {
 		return "", fmt.Errorf("secret file %s is empty", path)
 	}
 	return v, nil
+}
+
+// expandHome expands a leading "~/" to the home directory, so that the
+// usual token files can be named as people write them (the Vault CLI keeps
+// its token in ~/.vault-token).
+func expandHome(path string) (string, error) {
+	rest, ok := strings.CutPrefix(path, "~/")
+	if !ok {
+		return path, nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("cannot expand ~ in %s: %w", path, err)
+	}
+	return filepath.Join(home, rest), nil
 }
