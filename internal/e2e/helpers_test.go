@@ -144,6 +144,9 @@ func buildEngine(c *unleash.Client, sinks map[string]rotation.Sink, lockDir stri
 		},
 		Sinks: sinks, Locker: locker, LockKey: c.BaseURL(), Logger: logger,
 		PollInterval: 250 * time.Millisecond, VerifyTimeout: 30 * time.Second, RevokeTimeout: 90 * time.Second,
+		// Recovery passes run seconds after a crash here, not a schedule
+		// tick later: clean up leftovers at once.
+		OrphanAge: -1,
 	}
 	if mod != nil {
 		mod(&cfg)

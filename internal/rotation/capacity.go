@@ -90,17 +90,18 @@ func fitCapacity(jobs []*job, limit, used int, kind Kind, owner string) {
 		return
 	}
 	slices.SortStableFunc(creates, func(a, b *job) int { return cmp.Compare(urgency(a), urgency(b)) })
-	what, where := "API tokens", "the instance"
+	what, where, fix := "API tokens", "the instance", "delete unused tokens, raise the limit (UNLEASH_API_TOKENS_LIMIT), "+
+		"or use retire mode delete so old tokens are removed"
 	if kind == KindPAT {
-		what, where = "personal access tokens", owner
+		what, where, fix = "personal access tokens", owner, "delete unused PATs of the account, "+
+			"or use retire mode delete so old ones are removed (the limit of 10 cannot be raised)"
 	}
 	for _, j := range creates[max(free, 0):] {
 		d := &j.res.Decision
 		d.Action = ActionBlocked
 		d.Reason = fmt.Sprintf("no room for a new token: Unleash allows %d %s for %s and %d exist (expired ones count), "+
-			"and %d rotations need one this pass; delete unused tokens, raise the limit (UNLEASH_API_TOKENS_LIMIT), "+
-			"or use retire mode delete so old tokens are removed (deferred: %s)",
-			limit, what, where, used, len(creates), d.Reason)
+			"and %d rotations need one this pass; %s (deferred: %s)",
+			limit, what, where, used, len(creates), fix, d.Reason)
 	}
 }
 

@@ -39,6 +39,11 @@ type Config struct {
 	RevokeTimeout time.Duration
 	// PollInterval paces verification polling (default 2 s).
 	PollInterval time.Duration
+	// OrphanAge is how old a token left by an interrupted rotation must be
+	// before a pass deletes it; younger, another pass may still be working
+	// on it. Zero means 15 minutes; set it to the pass timeout. Negative
+	// means no wait (tests that recover right after a crash).
+	OrphanAge time.Duration
 	// OnStep, if set, is called at each step of a rotation, before the
 	// step's effect is relied upon. Tests use it to stop the process at
 	// every step; it must not block.
@@ -109,6 +114,11 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = 2 * time.Second
 	}
+	if cfg.OrphanAge < 0 {
+		cfg.OrphanAge = 0
+	} else if cfg.OrphanAge == 0 {
+		cfg.OrphanAge = 15 * time.Minute
+	}
 	return &Engine{cfg: cfg}, nil
 }
 
@@ -118,6 +128,7 @@ type job struct {
 	obs     Observation
 	res     Result
 	log     *slog.Logger
+	revoked bool // an emergency revocation retired the old tokens
 }
 
 // Run performs one pass over targets: list what Unleash has, read every
@@ -138,7 +149,7 @@ func (e *Engine) Run(ctx context.Context, targets []Target, opts Options) *Repor
 		defer unlock()
 	}
 
-	inventories, err := e.list(ctx, targets)
+	inventories, failed, err := e.list(ctx, targets)
 	if err != nil {
 		rep.Err = err
 		return rep
@@ -147,7 +158,11 @@ func (e *Engine) Run(ctx context.Context, targets []Target, opts Options) *Repor
 	for k, inv := range inventories {
 		tokens[k] = inv.Tokens
 	}
-	lineages, conflicts := Lineages(targets, tokens)
+	lineages, conflicts := Lineages(listable(targets, failed), tokens)
+	lineages = slices.DeleteFunc(lineages, func(l Lineage) bool {
+		return l.Spec.Kind == KindPAT && failed[listKey(KindPAT, l.Spec.Owner)] != nil
+	})
+	lineages = append(lineages, unlisted(targets, failed)...)
 	if opts.Only != nil {
 		lineages = slices.DeleteFunc(lineages, func(l Lineage) bool { return !opts.Only(l) })
 	}
@@ -164,10 +179,13 @@ func (e *Engine) Run(ctx context.Context, targets []Target, opts Options) *Repor
 	grouped := byLineage(tokens)
 	e.each(ctx, jobs, func(ctx context.Context, j *job) { e.observe(ctx, j, grouped[j.lineage.Spec.Key()]) })
 	for _, j := range jobs {
-		force := opts.Force != nil && opts.Force(j.lineage)
-		j.res.Decision = Plan(e.cfg.Now(), j.lineage, j.obs, force)
-		if j.lineage.Err != nil {
+		po := PlanOptions{Force: opts.Force != nil && opts.Force(j.lineage), OrphanAge: e.cfg.OrphanAge}
+		j.res.Decision = Plan(e.cfg.Now(), j.lineage, j.obs, po)
+		switch {
+		case j.lineage.Err != nil:
 			j.res.Decision = Decision{Action: ActionBlocked, Reason: j.lineage.Err.Error()}
+		case j.res.Err != nil: // observing it failed (a panic): act on nothing
+			j.res.Decision = Decision{Action: ActionBlocked, Reason: j.res.Err.Error()}
 		}
 	}
 	applyCapacity(jobs, inventories)
@@ -188,24 +206,88 @@ func (e *Engine) Run(ctx context.Context, targets []Target, opts Options) *Repor
 	return rep
 }
 
-// list lists every kind the targets need, once.
-func (e *Engine) list(ctx context.Context, targets []Target) (map[Kind]Inventory, error) {
+// list lists every kind the targets need, once, and PATs once per owner.
+// A listing that fails blocks only what it concerns (see listable and
+// unlisted); the pass fails as a whole only when every listing failed:
+// Unleash is unreachable or refuses the credential.
+func (e *Engine) list(ctx context.Context, targets []Target) (map[Kind]Inventory, map[string]*ListError, error) {
 	out := map[Kind]Inventory{}
-	for kind, scopes := range Scopes(targets) {
-		if kind == KindEdge {
-			continue // edge tokens are hidden from listings
+	failed := map[string]*ListError{}
+	attempts := 0
+	for _, kind := range []Kind{KindAPIToken, KindPAT} {
+		scopes, ok := Scopes(targets)[kind]
+		if !ok {
+			continue
 		}
 		b, err := e.backend(kind)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		inv, err := b.List(ctx, scopes)
-		if err != nil {
-			return nil, &ListError{Kind: kind, Err: err}
+		if kind != KindPAT {
+			attempts++
+			inv, err := b.List(ctx, scopes)
+			if err != nil {
+				failed[listKey(kind, "")] = &ListError{Kind: kind, Err: err}
+				continue
+			}
+			out[kind] = inv
+			continue
 		}
-		out[kind] = inv
+		merged := Inventory{Complete: true}
+		for _, owner := range scopes {
+			attempts++
+			inv, err := b.List(ctx, []string{owner})
+			if err != nil {
+				failed[listKey(kind, owner)] = &ListError{Kind: kind, Owner: owner, Err: err}
+				continue
+			}
+			merged.Tokens, merged.Limit = append(merged.Tokens, inv.Tokens...), inv.Limit
+		}
+		out[kind] = merged
 	}
-	return out, nil
+	if attempts > 0 && len(failed) == attempts {
+		for _, k := range []string{listKey(KindAPIToken, "")} {
+			if f, ok := failed[k]; ok {
+				return nil, nil, f
+			}
+		}
+		for _, f := range failed {
+			return nil, nil, f
+		}
+	}
+	return out, failed, nil
+}
+
+func listKey(k Kind, owner string) string { return string(k) + "|" + owner }
+
+// listable returns the targets whose tokens could be listed. An API-token
+// target whose listing failed cannot even be expanded into lineages.
+func listable(targets []Target, failed map[string]*ListError) []Target {
+	return slices.DeleteFunc(slices.Clone(targets), func(t Target) bool {
+		return t.Kind == KindAPIToken && failed[listKey(KindAPIToken, "")] != nil
+	})
+}
+
+// unlisted returns a blocked stand-in for what could not be listed: one per
+// API-token target whose listing failed, and PAT lineages per failed owner.
+func unlisted(targets []Target, failed map[string]*ListError) []Lineage {
+	var out []Lineage
+	for _, t := range targets {
+		switch t.Kind {
+		case KindAPIToken:
+			if f := failed[listKey(KindAPIToken, "")]; f != nil {
+				out = append(out, Lineage{Target: t.Name, Spec: Spec{Kind: t.Kind, Name: "(every token of the target)"}, Policy: t.Policy, Err: f})
+			}
+		case KindPAT:
+			for _, s := range t.Specs {
+				if f := failed[listKey(KindPAT, s.Owner)]; f != nil {
+					s.Kind = KindPAT
+					out = append(out, Lineage{Target: t.Name, Spec: s, Policy: t.Policy, Declared: true, Err: f})
+				}
+			}
+		}
+	}
+	return out
 }
 
 func (e *Engine) backend(k Kind) (Backend, error) {
@@ -322,6 +404,11 @@ func (e *Engine) execute(ctx context.Context, j *job, opts Options) {
 	defer func() { j.res.Duration = e.cfg.Now().Sub(start) }()
 	d := j.res.Decision
 	j.res.Token = stripped(d.Current)
+	if j.res.Err != nil { // cleanup panicked
+		j.fail(OutcomeFailed, nil)
+		e.logResult(j)
+		return
+	}
 	j.res.Outcome = OutcomeOK
 
 	b, err := e.backend(j.lineage.Spec.Kind)
@@ -339,7 +426,7 @@ func (e *Engine) execute(ctx context.Context, j *job, opts Options) {
 	case ActionRotate:
 		e.rotate(ctx, j, b, opts)
 	}
-	if j.res.Outcome == OutcomeOK && j.res.Err == nil {
+	if j.res.Outcome == OutcomeOK && j.res.Err == nil && !j.revoked {
 		e.retire(ctx, j, b)
 	}
 	e.logResult(j)
@@ -438,6 +525,7 @@ func (e *Engine) rotate(ctx context.Context, j *job, b Backend, opts Options) {
 	}
 	if opts.RevokeOld && spec.Kind != KindEdge && old != nil && old.ID != tok.ID {
 		e.revoke(ctx, j, b, append([]Token{*old}, liveOlder(e.cfg.Now(), j.obs.Tokens, *old)...))
+		j.revoked = true
 	}
 }
 
@@ -520,7 +608,7 @@ func (e *Engine) publish(ctx context.Context, j *job, tok Token, idx []int, rid,
 		Fingerprint: tok.Secret.Fingerprint(), RotationID: rid, Replaces: replaces,
 		WrittenAt: now, VerifiedAt: now, WrittenBy: Writer,
 	}
-	var errs []error
+	var errs, afterWrite []error
 	for _, i := range idx {
 		st := &j.obs.Sinks[i]
 		sink := e.cfg.Sinks[st.Dest.Sink]
@@ -530,7 +618,7 @@ func (e *Engine) publish(ctx context.Context, j *job, tok Token, idx []int, rid,
 			continue
 		}
 		if err != nil {
-			j.res.Warnings = append(j.res.Warnings, fmt.Sprintf("%s: %v", st.Dest, err))
+			afterWrite = append(afterWrite, fmt.Errorf("%s: %w", st.Dest, err))
 		}
 		e.step(j, StepPublished, st.Dest.String())
 		back, rerr := sink.Get(ctx, st.Dest.Path)
@@ -550,6 +638,12 @@ func (e *Engine) publish(ctx context.Context, j *job, tok Token, idx []int, rid,
 			len(errs), len(idx), errors.Join(errs...))
 	}
 	j.res.Token = stripped(&tok)
+	if len(afterWrite) > 0 {
+		// Published everywhere, but a consumer may keep the old token in
+		// memory until it reloads: say so loudly. The old token still retires
+		// only after the grace period.
+		j.fail(OutcomeFailed, fmt.Errorf("published, but telling a consumer to reload failed; it may use the old token until it reloads: %w", errors.Join(afterWrite...)))
+	}
 	return nil
 }
 
@@ -585,10 +679,9 @@ func (e *Engine) retire(ctx context.Context, j *job, b Backend) {
 	}
 }
 
-// revoke deletes old tokens at once and waits until Unleash rejects them. It
-// reports whether every one was confirmed dead.
-func (e *Engine) revoke(ctx context.Context, j *job, b Backend, old []Token) bool {
-	ok := true
+// revoke deletes old tokens at once and waits until Unleash rejects them,
+// recording each outcome.
+func (e *Engine) revoke(ctx context.Context, j *job, b Backend, old []Token) {
 	for _, t := range old {
 		t.Secret = secretOf(t, j.obs)
 		r := Retired{Retirement: Retirement{Token: t, Step: StepDelete, Reason: "revoked at once (--revoke-old)"}}
@@ -616,10 +709,8 @@ func (e *Engine) revoke(ctx context.Context, j *job, b Backend, old []Token) boo
 				j.log.Info("revocation confirmed: Unleash rejects the old token", "action", "revoke-confirmed", "token_name", t.Name)
 			}
 		}
-		ok = ok && r.Err == nil
 		j.res.Retired = append(j.res.Retired, r)
 	}
-	return ok
 }
 
 // liveOlder returns the tokens older than t that have not expired.

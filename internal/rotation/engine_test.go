@@ -442,6 +442,53 @@ func TestEngineRevokeOld(t *testing.T) {
 	})
 }
 
+// Review finding S5: an emergency revocation retires each old token once,
+// and the pass's normal retirements do not run on them again.
+func TestEngineRevokeOldRetiresEachTokenOnce(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t)
+		older := tok("older", "", now.Add(-40*day), now.Add(50*day), "s-older")
+		orig := tok("orig", "", now.Add(-10*day), now.Add(80*day), "s-orig")
+		w.backend.add(older)
+		w.backend.add(orig)
+		w.run([]Target{target(deletePolicy())}, Options{}) // publish orig
+		rep := w.run([]Target{target(deletePolicy())}, Options{Force: func(Lineage) bool { return true }, RevokeOld: true})
+		require.NoError(t, rep.Errors())
+		var retired []string
+		for _, r := range rep.Results[0].Retired {
+			retired = append(retired, r.Token.ID)
+			assert.True(t, r.Confirmed)
+		}
+		assert.ElementsMatch(t, []string{"orig", "older"}, retired)
+		assert.ElementsMatch(t, []string{"orig", "older"}, w.backend.deleted, "each deleted once")
+	})
+}
+
+// Review finding S4: published, but the consumer was not told to reload:
+// the lineage fails, loudly.
+func TestEngineFailedReloadFailsTheLineage(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	w.backend.add(tok("orig", "", now.Add(-80*day), now.Add(day), "s-orig"))
+	w.engine.cfg.Sinks["b"] = afterWriteSink{memSink: newMemSink()}
+	rep := w.run([]Target{target(logPolicy())}, Options{})
+	res := rep.Results[0]
+	assert.Equal(t, OutcomeFailed, res.Outcome)
+	assert.Len(t, res.Published, 2, "the secret is published all the same")
+	assert.Contains(t, res.Err.Error(), "telling a consumer to reload failed")
+	assert.True(t, rep.Failed())
+}
+
+type afterWriteSink struct{ *memSink }
+
+func (s afterWriteSink) Put(ctx context.Context, dest string, rec Record, prev string) error {
+	if err := s.memSink.Put(ctx, dest, rec, prev); err != nil {
+		return err
+	}
+	return fmt.Errorf("%w: reload command exited 3", ErrAfterWrite)
+}
+
 func TestEngineRevokeNotEffective(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
@@ -499,12 +546,12 @@ func TestEngineDryRunChangesNothing(t *testing.T) {
 	assert.Zero(t, w.backend.n)
 	assert.Zero(t, w.a.puts+w.b.puts)
 	assert.Zero(t, locker.n, "a dry run takes no lock")
-	assert.True(t, rep.Results[0].Token.Secret.IsZero(), "reports carry no secrets")
+	assert.True(t, rep.Results[0].Token.Secret.IsZero(), "a result's token carries no secret")
 
 	rep = w.run([]Target{target(deletePolicy())}, Options{})
 	require.NoError(t, rep.Errors())
 	assert.Equal(t, 1, locker.n)
-	assert.True(t, rep.Results[0].Token.Secret.IsZero(), "reports carry no secrets")
+	assert.True(t, rep.Results[0].Token.Secret.IsZero(), "a result's token carries no secret")
 }
 
 type countingLocker struct {
@@ -532,6 +579,65 @@ func TestEngineOnlyTouchesTheSelection(t *testing.T) {
 	assert.Equal(t, "two", rep.Results[0].Lineage.Spec.Name)
 	assert.Equal(t, 1, w.backend.n)
 }
+
+// Review finding C3: a listing that fails blocks only what it concerns.
+func TestEngineListingFailuresAreIsolated(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	w.backend.add(tok("orig", "", now.Add(-80*day), now.Add(day), "s-orig"))
+	pats := &failingLister{Backend: w.backend, err: errors.New("403 PATs require an authenticated user")}
+	w.engine.cfg.Backends[KindPAT] = pats
+	patTarget := Target{Name: "ci", Kind: KindPAT, Policy: deletePolicy(), Specs: []Spec{{Name: "ci", Type: "pat", Owner: "user"}},
+		Dests: []Destination{{Sink: "a", Path: mustPath("pats/{{.Name}}")}}}
+
+	rep := w.run([]Target{target(logPolicy()), patTarget}, Options{})
+	require.NoError(t, rep.Err)
+	byTarget := map[string]Result{}
+	for _, r := range rep.Results {
+		byTarget[r.Lineage.Target] = r
+	}
+	assert.Equal(t, OutcomeOK, byTarget["t"].Outcome, "the API tokens still rotate")
+	assert.Equal(t, ActionRotate, byTarget["t"].Decision.Action)
+	assert.Equal(t, OutcomeBlocked, byTarget["ci"].Outcome)
+	assert.Contains(t, byTarget["ci"].Err.Error(), "cannot list the PATs of user: 403 PATs require an authenticated user")
+
+	// When every listing fails, Unleash is out of reach: the pass fails.
+	w.engine.cfg.Backends[KindAPIToken] = &failingLister{Backend: w.backend, err: errors.New("connection refused")}
+	rep = w.run([]Target{target(logPolicy()), patTarget}, Options{})
+	var listErr *ListError
+	require.ErrorAs(t, rep.Err, &listErr)
+	assert.Equal(t, KindAPIToken, listErr.Kind)
+}
+
+type failingLister struct {
+	Backend
+	err error
+}
+
+func (f *failingLister) List(context.Context, []string) (Inventory, error) { return Inventory{}, f.err }
+
+// Review finding S1: a panic while reading a sink fails the lineage and the
+// pass; nothing is done on a partial observation.
+func TestEnginePanicInObservationFails(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	w.backend.add(tok("orig", "", now.Add(-80*day), now.Add(day), "s-orig"))
+	w.engine.cfg.Sinks["b"] = panickingSink{}
+	rep := w.run([]Target{target(logPolicy())}, Options{})
+	require.Len(t, rep.Results, 1)
+	res := rep.Results[0]
+	assert.Equal(t, OutcomeFailed, res.Outcome)
+	assert.True(t, rep.Failed())
+	assert.Contains(t, res.Err.Error(), "internal error: sink exploded")
+	assert.Zero(t, w.backend.n, "nothing was created")
+	assert.Zero(t, w.a.puts, "nothing was published")
+}
+
+type panickingSink struct{}
+
+func (panickingSink) Get(context.Context, string) (Record, error) { panic("sink exploded") }
+
+func (panickingSink) Put(context.Context, string, Record, string) error { panic("sink exploded") }
 
 func TestEngineLockFailure(t *testing.T) {
 	t.Parallel()

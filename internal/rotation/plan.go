@@ -113,16 +113,26 @@ type Decision struct {
 	Warnings []string
 }
 
+// PlanOptions are the settings of a pass that a plan depends on.
+type PlanOptions struct {
+	// Force rotates regardless of the window.
+	Force bool
+	// OrphanAge is how old a leftover of an interrupted rotation must be
+	// before it is deleted. A younger one may belong to a pass that is still
+	// running (another rotator without a shared lock), so the plan waits.
+	OrphanAge time.Duration
+}
+
 // Plan decides what a pass does for lineage l. It is a pure function of its
-// arguments: no I/O, no clock. force rotates regardless of the window.
-func Plan(now time.Time, l Lineage, o Observation, force bool) Decision {
+// arguments: no I/O, no clock.
+func Plan(now time.Time, l Lineage, o Observation, opts PlanOptions) Decision {
 	if d, blocked := checkSinks(o); blocked {
 		return d
 	}
 	if l.Spec.Kind == KindEdge {
-		return planEdge(o, force)
+		return planEdge(o, opts.Force)
 	}
-	return planToken(now, l, o, force)
+	return planToken(now, l, o, opts)
 }
 
 // checkSinks blocks a lineage whose sinks cannot be read or hold foreign
@@ -147,7 +157,7 @@ func holds(s SinkState, id string) bool {
 	return !s.Empty && s.Err == nil && s.Record.Managed() && id != "" && s.Record.Meta.TokenID == id
 }
 
-func planToken(now time.Time, l Lineage, o Observation, force bool) Decision {
+func planToken(now time.Time, l Lineage, o Observation, opts PlanOptions) Decision {
 	var d Decision
 	byID := make(map[string]Token, len(o.Tokens))
 	for _, t := range o.Tokens {
@@ -171,7 +181,9 @@ func planToken(now time.Time, l Lineage, o Observation, force bool) Decision {
 
 	// Tokens of ours that are newer than anything a sink holds come from an
 	// interrupted pass. Publish the newest one if its secret is readable;
-	// delete the rest.
+	// delete the rest, unless consumers use them (then they were published
+	// somewhere: the destinations changed) or they are so young that the pass
+	// that made them may still be running.
 	var inflight []Token
 	for _, t := range o.Tokens {
 		if _, _, marked := ParseName(t.Name); marked && !held[t.ID] && (newest == nil || t.CreatedAt.After(newest.CreatedAt)) {
@@ -179,14 +191,33 @@ func planToken(now time.Time, l Lineage, o Observation, force bool) Decision {
 		}
 	}
 	slices.SortFunc(inflight, func(a, b Token) int { return b.CreatedAt.Compare(a.CreatedAt) })
-	var adopt *Token
+	var adopt, young *Token
+	spared := map[string]bool{}
 	for _, t := range inflight {
 		switch {
-		case adopt == nil && !t.Secret.IsZero() && !t.Expired(now) && !force:
+		case usedByConsumers(t):
+			spared[t.ID] = true
+			d.Warnings = append(d.Warnings, fmt.Sprintf("%q was created by the rotator and consumers use it (Unleash saw it %s ago), "+
+				"but no configured sink holds it: did the destinations change? It is left alone; it retires by policy once it is older than the current token",
+				t.Name, FormatDuration(now.Sub(t.SeenAt))))
+		case adopt == nil && !t.Secret.IsZero() && !t.Expired(now) && !opts.Force:
 			adopt = &t
+		case !t.Expired(now) && now.Sub(t.CreatedAt) < opts.OrphanAge:
+			spared[t.ID] = true
+			if young == nil {
+				young = &t
+			}
 		default:
 			d.Orphans = append(d.Orphans, t)
 		}
+	}
+	if young != nil && adopt == nil {
+		d.Action = ActionNone
+		d.Reason = fmt.Sprintf("%q, created %s ago, is not published yet: the rotation that made it may still be running, "+
+			"so this pass leaves the lineage alone (an interrupted rotation is cleaned up once %s old)",
+			young.Name, FormatDuration(now.Sub(young.CreatedAt)), FormatDuration(opts.OrphanAge))
+		d.Orphans = nil
+		return d
 	}
 	if adopt != nil {
 		d.Action, d.Current = ActionAdopt, adopt
@@ -196,13 +227,13 @@ func planToken(now time.Time, l Lineage, o Observation, force bool) Decision {
 		return d
 	}
 
-	orphan := map[string]bool{}
+	skip := spared
 	for _, t := range d.Orphans {
-		orphan[t.ID] = true
+		skip[t.ID] = true
 	}
 	current := newest
 	if current == nil {
-		current = newestUnmarked(now, o.Tokens, orphan)
+		current = newestLive(now, o.Tokens, skip)
 	}
 	if current != nil {
 		c := *current
@@ -211,17 +242,24 @@ func planToken(now time.Time, l Lineage, o Observation, force bool) Decision {
 		d.Lacking = lacking(o, c.ID)
 		d.RenewAt = l.Policy.RenewAt(c)
 	}
-	d.Action, d.Reason = decide(now, l, d, o, force)
-	retirements(now, l, o, &d, held, orphan)
+	d.Action, d.Reason = decide(now, l, d, o, opts.Force)
+	retirements(now, l, o, &d, held, skip)
 	return d
 }
 
-// newestUnmarked is the token to treat as current when no sink holds one: the
-// newest live token not created by the rotator.
-func newestUnmarked(now time.Time, tokens []Token, orphan map[string]bool) *Token {
+// usedByConsumers reports whether Unleash saw t used by someone other than
+// the rotator: the rotator's own check right after creating a token shows in
+// seenAt within SeenLag of its creation; a later seenAt is a consumer's.
+func usedByConsumers(t Token) bool {
+	return !t.SeenAt.IsZero() && t.SeenAt.After(t.CreatedAt.Add(SeenLag+time.Minute))
+}
+
+// newestLive is the token to treat as current when no sink holds one: the
+// newest token that has not expired and is not to be skipped.
+func newestLive(now time.Time, tokens []Token, skip map[string]bool) *Token {
 	var best *Token
 	for _, t := range tokens {
-		if orphan[t.ID] || t.Expired(now) {
+		if skip[t.ID] || t.Expired(now) {
 			continue
 		}
 		if best == nil || t.CreatedAt.After(best.CreatedAt) {
@@ -258,29 +296,22 @@ func lacking(o Observation, id string) []int {
 func decide(now time.Time, l Lineage, d Decision, o Observation, force bool) (Action, string) {
 	c := d.Current
 	switch {
-	case c == nil && len(o.Tokens) == 0:
-		if !l.Declared {
-			return ActionNone, "no token exists"
-		}
-		return ActionRotate, "no token exists yet: creating the first one"
-	case c == nil && !l.Declared:
-		return ActionNone, "every token has expired and no sink holds one: nothing to rotate (declare it as a target to recreate it)"
 	case c == nil:
-		return ActionRotate, "every token has expired: creating a new one"
+		return decideWithoutToken(now, l, d, o)
 	case force:
 		return ActionRotate, "rotation forced"
 	case c.Expired(now):
-		return ActionRotate, fmt.Sprintf("expired %s ago", roundDuration(now.Sub(c.ExpiresAt)))
+		return ActionRotate, fmt.Sprintf("expired %s ago", FormatDuration(now.Sub(c.ExpiresAt)))
 	case c.ExpiresAt.IsZero() && l.Policy.NoExpiry == NoExpiryRotate:
 		return ActionRotate, "never expires: replacing it with a token that does (no_expiry: rotate)"
 	case !d.RenewAt.IsZero() && !now.Before(d.RenewAt):
-		return ActionRotate, fmt.Sprintf("due: expires in %s", roundDuration(c.ExpiresAt.Sub(now)))
+		return ActionRotate, fmt.Sprintf("due: expires in %s", FormatDuration(c.ExpiresAt.Sub(now)))
 	}
 	var state string
 	if c.ExpiresAt.IsZero() {
 		state = "never expires (left alone; set no_expiry: rotate to bring it under rotation)"
 	} else {
-		state = fmt.Sprintf("expires in %s, renews in %s", roundDuration(c.ExpiresAt.Sub(now)), roundDuration(d.RenewAt.Sub(now)))
+		state = fmt.Sprintf("expires in %s, renews in %s", FormatDuration(c.ExpiresAt.Sub(now)), FormatDuration(d.RenewAt.Sub(now)))
 	}
 	if len(d.Lacking) == 0 {
 		return ActionNone, state
@@ -295,9 +326,27 @@ func decide(now time.Time, l Lineage, d Decision, o Observation, force bool) (Ac
 	return ActionPublish, fmt.Sprintf("publishing the current token to %s, which lack it; %s", strings.Join(names, ", "), state)
 }
 
+// decideWithoutToken decides for a lineage with no live token to build on.
+func decideWithoutToken(now time.Time, l Lineage, d Decision, o Observation) (Action, string) {
+	for _, t := range d.Orphans {
+		if !t.Expired(now) {
+			return ActionRotate, "the only live tokens are leftovers of an interrupted rotation, deleted this pass: creating a replacement"
+		}
+	}
+	switch {
+	case len(o.Tokens) == 0 && l.Declared:
+		return ActionRotate, "no token exists yet: creating the first one"
+	case len(o.Tokens) == 0:
+		return ActionNone, "no token exists"
+	case l.Declared:
+		return ActionRotate, "every token has expired: creating a new one"
+	}
+	return ActionNone, "every token has expired and no sink holds one: nothing to rotate (declare it as a target to recreate it)"
+}
+
 // retirements decides about every old token: those older than the current
 // one that no sink holds.
-func retirements(now time.Time, l Lineage, o Observation, d *Decision, held, orphan map[string]bool) {
+func retirements(now time.Time, l Lineage, o Observation, d *Decision, held, skip map[string]bool) {
 	if d.Current == nil {
 		return
 	}
@@ -311,7 +360,7 @@ func retirements(now time.Time, l Lineage, o Observation, d *Decision, held, orp
 	}
 	complete := len(d.Lacking) == 0
 	for _, t := range o.Tokens {
-		if t.ID == c.ID || held[t.ID] || orphan[t.ID] {
+		if t.ID == c.ID || held[t.ID] || skip[t.ID] {
 			continue
 		}
 		if !t.CreatedAt.Before(c.CreatedAt) {
@@ -348,9 +397,9 @@ func retireOne(now time.Time, p Policy, t, c Token, complete bool, publishedAt, 
 	case !complete:
 		return wait(time.Time{}, "not every sink holds its replacement yet")
 	case now.Before(publishedAt.Add(p.Grace)):
-		return wait(publishedAt.Add(p.Grace), "grace period: both tokens stay valid for %s after publication", roundDuration(publishedAt.Add(p.Grace).Sub(now)))
+		return wait(publishedAt.Add(p.Grace), "grace period: both tokens stay valid for %s after publication", FormatDuration(publishedAt.Add(p.Grace).Sub(now)))
 	case p.UnseenFor > 0 && !t.SeenAt.IsZero() && now.Sub(t.SeenAt) < p.UnseenFor:
-		return wait(t.SeenAt.Add(p.UnseenFor), "still in use: Unleash saw it %s ago (waiting until unseen for %s)", roundDuration(now.Sub(t.SeenAt)), p.UnseenFor)
+		return wait(t.SeenAt.Add(p.UnseenFor), "still in use: Unleash saw it %s ago (waiting until unseen for %s)", FormatDuration(now.Sub(t.SeenAt)), p.UnseenFor)
 	case p.RequireNewSeen && !c.SeenAt.After(verifiedAt.Add(SeenLag)):
 		return wait(time.Time{}, "no consumer has used its replacement %q yet", c.Name)
 	}
@@ -405,8 +454,6 @@ func maxTime(a, b time.Time) time.Time {
 	}
 	return a
 }
-
-func roundDuration(d time.Duration) string { return FormatDuration(d) }
 
 // FormatDuration prints a duration for people, to two units: "29d4h",
 // "47h59m", "12m30s", "45s". Negative durations print as positive.

@@ -113,7 +113,7 @@ func TestPlanWindows(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			o := Observation{Tokens: []Token{tt.token}, Sinks: []SinkState{holding("s1", tt.token, created)}}
-			d := Plan(tt.at, lineage(tt.policy), o, tt.force)
+			d := Plan(tt.at, lineage(tt.policy), o, PlanOptions{Force: tt.force})
 			assert.Equal(t, tt.action, d.Action, d.Reason)
 			assert.Contains(t, d.Reason, tt.reason)
 			require.NotNil(t, d.Current)
@@ -182,7 +182,7 @@ func TestPlanBootstrapAndRedelivery(t *testing.T) {
 			t.Parallel()
 			l := lineage(logPolicy())
 			l.Declared = tt.declared
-			d := Plan(now, l, tt.obs, false)
+			d := Plan(now, l, tt.obs, PlanOptions{})
 			assert.Equal(t, tt.action, d.Action, d.Reason)
 			assert.Contains(t, d.Reason, tt.reason)
 			if tt.current == "" {
@@ -214,7 +214,7 @@ func TestPlanInterruptedRotation(t *testing.T) {
 	t.Run("readable orphan is adopted, older ones deleted", func(t *testing.T) {
 		t.Parallel()
 		o := Observation{Tokens: []Token{old, newer, newest}, Sinks: []SinkState{holding("s1", old, created), holding("s2", old, created)}}
-		d := Plan(now, lineage(logPolicy()), o, false)
+		d := Plan(now, lineage(logPolicy()), o, PlanOptions{})
 		assert.Equal(t, ActionAdopt, d.Action, d.Reason)
 		assert.Equal(t, "n2", d.Current.ID)
 		assert.Equal(t, []int{0, 1}, d.Lacking)
@@ -224,7 +224,7 @@ func TestPlanInterruptedRotation(t *testing.T) {
 	t.Run("unreadable orphan is deleted and the lineage planned as usual", func(t *testing.T) {
 		t.Parallel()
 		o := Observation{Tokens: []Token{old, unreadable}, Sinks: []SinkState{holding("s1", old, created)}}
-		d := Plan(now, lineage(logPolicy()), o, false)
+		d := Plan(now, lineage(logPolicy()), o, PlanOptions{})
 		assert.Equal(t, ActionRotate, d.Action, "old is due, so it rotates again")
 		assert.Equal(t, "old", d.Current.ID)
 		assert.Equal(t, []string{"n3"}, ids(d.Orphans))
@@ -233,7 +233,7 @@ func TestPlanInterruptedRotation(t *testing.T) {
 		t.Parallel()
 		fresh := tok("u", "", now.Add(-time.Hour), now.Add(89*day), "s-u")
 		o := Observation{Tokens: []Token{fresh, unreadable}, Sinks: []SinkState{empty("s1")}}
-		d := Plan(now, lineage(logPolicy()), o, false)
+		d := Plan(now, lineage(logPolicy()), o, PlanOptions{})
 		assert.Equal(t, ActionPublish, d.Action)
 		assert.Equal(t, "u", d.Current.ID)
 		assert.Equal(t, []string{"n3"}, ids(d.Orphans))
@@ -241,7 +241,7 @@ func TestPlanInterruptedRotation(t *testing.T) {
 	t.Run("older marked tokens are predecessors, not orphans", func(t *testing.T) {
 		t.Parallel()
 		o := Observation{Tokens: []Token{predecessor, newer}, Sinks: []SinkState{holding("s1", newer, now.Add(-time.Hour))}}
-		d := Plan(now, lineage(logPolicy()), o, false)
+		d := Plan(now, lineage(logPolicy()), o, PlanOptions{})
 		assert.Equal(t, ActionNone, d.Action)
 		assert.Empty(t, d.Orphans)
 		require.Len(t, d.Retire, 1)
@@ -251,10 +251,78 @@ func TestPlanInterruptedRotation(t *testing.T) {
 	t.Run("a forced rotation does not adopt", func(t *testing.T) {
 		t.Parallel()
 		o := Observation{Tokens: []Token{old, newest}, Sinks: []SinkState{holding("s1", old, created)}}
-		d := Plan(now, lineage(logPolicy()), o, true)
+		d := Plan(now, lineage(logPolicy()), o, PlanOptions{Force: true})
 		assert.Equal(t, ActionRotate, d.Action)
 		assert.Equal(t, []string{"n2"}, ids(d.Orphans))
 	})
+}
+
+// Review finding C1: a leftover of the rotator that no configured sink
+// holds is not necessarily an orphan.
+func TestPlanLeftoversThatMustNotBeDeleted(t *testing.T) {
+	t.Parallel()
+	orig := tok("orig", "", now.Add(-80*day), now.Add(10*day), "s-orig")
+
+	t.Run("consumers use it: the destinations changed", func(t *testing.T) {
+		t.Parallel()
+		// Published months ago under another path; consumers read it there.
+		served := tok("served", "20260901T000000Z-aaaaaa", now.Add(-60*day), now.Add(30*day), "")
+		served.SeenAt = now.Add(-2 * time.Minute)
+		d := Plan(now, lineage(deletePolicy()), Observation{Tokens: []Token{orig, served}, Sinks: []SinkState{empty("s1")}}, PlanOptions{OrphanAge: 15 * time.Minute})
+		assert.Empty(t, d.Orphans, "a token consumers use is never deleted as an orphan")
+		require.Len(t, d.Warnings, 1)
+		assert.Contains(t, d.Warnings[0], "consumers use it")
+		assert.Contains(t, d.Warnings[0], "did the destinations change?")
+		assert.Equal(t, ActionRotate, d.Action, "its secret cannot be read back, so a replacement goes to the new destinations")
+	})
+	t.Run("only the rotator's own check used it: an orphan", func(t *testing.T) {
+		t.Parallel()
+		left := tok("left", "20261122T100000Z-bbbbbb", now.Add(-2*time.Hour), now.Add(30*day), "")
+		left.SeenAt = left.CreatedAt.Add(2 * time.Minute) // the verification right after creating it
+		d := Plan(now, lineage(deletePolicy()), Observation{Tokens: []Token{orig, left}, Sinks: []SinkState{empty("s1")}}, PlanOptions{OrphanAge: 15 * time.Minute})
+		assert.Equal(t, []string{"left"}, ids(d.Orphans))
+	})
+	t.Run("too young: its pass may still be running", func(t *testing.T) {
+		t.Parallel()
+		young := tok("young", "20261122T115500Z-cccccc", now.Add(-5*time.Minute), now.Add(30*day), "")
+		d := Plan(now, lineage(deletePolicy()), Observation{Tokens: []Token{orig, young}, Sinks: []SinkState{holding("s1", orig, now.Add(-80*day))}}, PlanOptions{OrphanAge: 15 * time.Minute})
+		assert.Equal(t, ActionNone, d.Action, "no second rotation next to one in progress")
+		assert.Empty(t, d.Orphans)
+		assert.Contains(t, d.Reason, "may still be running")
+		assert.Contains(t, d.Reason, "15m0s old")
+	})
+	t.Run("the only live tokens were leftovers: the reason says so", func(t *testing.T) {
+		t.Parallel()
+		dead := tok("dead", "", now.Add(-100*day), now.Add(-day), "")
+		left := tok("left", "20261122T100000Z-dddddd", now.Add(-2*time.Hour), now.Add(30*day), "")
+		d := Plan(now, lineage(logPolicy()), Observation{Tokens: []Token{dead, left}, Sinks: []SinkState{empty("s1")}}, PlanOptions{})
+		assert.Equal(t, ActionRotate, d.Action)
+		assert.Contains(t, d.Reason, "the only live tokens are leftovers of an interrupted rotation")
+	})
+}
+
+// Review finding C2: two lineages rendering the same destination would
+// overwrite each other on every pass.
+func TestLineagesRefuseSharedDestinations(t *testing.T) {
+	t.Parallel()
+	target := Target{Name: "t", Kind: KindAPIToken, Select: &Selector{}, Policy: logPolicy(),
+		Dests: []Destination{{Sink: "vault", Path: mustPath("unleash/{{.Project}}/{{.Environment}}/{{.Name}}")}}}
+	back := tok("b", "", now, now.Add(day), "x")
+	front := back
+	front.ID, front.Type = "f", "frontend"
+	other := back
+	other.ID, other.Name = "o", "other"
+	lineages, _ := Lineages([]Target{target}, map[Kind][]Token{KindAPIToken: {back, front, other}})
+	require.Len(t, lineages, 3)
+	var collided int
+	for _, l := range lineages {
+		if l.Err != nil {
+			collided++
+			assert.Contains(t, l.Err.Error(), "vault:unleash/default/development/svc is also the destination of")
+			assert.Contains(t, l.Err.Error(), "{{.Type}}")
+		}
+	}
+	assert.Equal(t, 2, collided, "both colliding lineages are blocked; the third is not")
 }
 
 func ids(ts []Token) []string {
@@ -320,7 +388,7 @@ func TestPlanRetirement(t *testing.T) {
 			if sinks == nil {
 				sinks = []SinkState{holding("s1", c, published), holding("s2", c, published.Add(time.Hour))}
 			}
-			d := Plan(now, lineage(tt.p), Observation{Tokens: []Token{tt.old, c}, Sinks: sinks}, false)
+			d := Plan(now, lineage(tt.p), Observation{Tokens: []Token{tt.old, c}, Sinks: sinks}, PlanOptions{})
 			require.Len(t, d.Retire, 1, d.Reason)
 			r := d.Retire[0]
 			assert.Equal(t, tt.step, r.Step, r.Reason)
@@ -337,7 +405,7 @@ func TestPlanRetirement(t *testing.T) {
 		ownExpired := tok("x", "20260101T000000Z-eeeeee", now.Add(-200*day), now.Add(-day), "")
 		foreignExpired := tok("y", "", now.Add(-300*day), now.Add(-100*day), "")
 		o := Observation{Tokens: []Token{ownExpired, foreignExpired, cur}, Sinks: []SinkState{holding("s1", cur, published)}}
-		d := Plan(now, lineage(logPolicy()), o, false)
+		d := Plan(now, lineage(logPolicy()), o, PlanOptions{})
 		assert.Empty(t, d.Retire)
 		assert.Equal(t, []string{"x"}, ids(d.Expired))
 	})
@@ -345,7 +413,7 @@ func TestPlanRetirement(t *testing.T) {
 		t.Parallel()
 		manual := tok("m", "", now.Add(-time.Hour), now.Add(30*day), "s-m")
 		o := Observation{Tokens: []Token{manual, cur}, Sinks: []SinkState{holding("s1", cur, published)}}
-		d := Plan(now, lineage(deletePolicy()), o, false)
+		d := Plan(now, lineage(deletePolicy()), o, PlanOptions{})
 		assert.Empty(t, d.Retire)
 		require.Len(t, d.Warnings, 1)
 		assert.Contains(t, d.Warnings[0], "was not created by the rotator; left alone")
@@ -357,17 +425,17 @@ func TestPlanBlocked(t *testing.T) {
 	cur := tok("c", "", now.Add(-day), now.Add(89*day), "s-c")
 	foreign := SinkState{Dest: Dest{Sink: "vault", Path: "p"}, Record: Record{Secret: secret.New("hand-written"), Meta: Metadata{Fingerprint: secret.New("hand-written").Fingerprint()}}}
 
-	d := Plan(now, lineage(logPolicy()), Observation{Tokens: []Token{cur}, Sinks: []SinkState{{Dest: Dest{Sink: "vault", Path: "p"}, Err: errors.New("permission denied")}}}, false)
+	d := Plan(now, lineage(logPolicy()), Observation{Tokens: []Token{cur}, Sinks: []SinkState{{Dest: Dest{Sink: "vault", Path: "p"}, Err: errors.New("permission denied")}}}, PlanOptions{})
 	assert.Equal(t, ActionBlocked, d.Action)
 	assert.Contains(t, d.Reason, "cannot read vault:p: permission denied; nothing changed")
 
-	d = Plan(now, lineage(logPolicy()), Observation{Tokens: []Token{cur}, Sinks: []SinkState{foreign}}, true)
+	d = Plan(now, lineage(logPolicy()), Observation{Tokens: []Token{cur}, Sinks: []SinkState{foreign}}, PlanOptions{Force: true})
 	assert.Equal(t, ActionBlocked, d.Action, "not even a forced rotation overwrites foreign content")
 	assert.Contains(t, d.Reason, "did not write; refusing to overwrite")
 	assert.NotContains(t, d.Reason, "hand-written")
 
 	foreign.Dest.Overwrite = true
-	d = Plan(now, lineage(logPolicy()), Observation{Tokens: []Token{cur}, Sinks: []SinkState{foreign}}, false)
+	d = Plan(now, lineage(logPolicy()), Observation{Tokens: []Token{cur}, Sinks: []SinkState{foreign}}, PlanOptions{})
 	assert.Equal(t, ActionPublish, d.Action)
 	assert.Equal(t, []int{0}, d.Lacking)
 }
@@ -393,7 +461,7 @@ func TestPlanEdge(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			d := Plan(now, l, Observation{Sinks: tt.sinks, Valid: tt.valid}, tt.force)
+			d := Plan(now, l, Observation{Sinks: tt.sinks, Valid: tt.valid}, PlanOptions{Force: tt.force})
 			assert.Equal(t, tt.action, d.Action, d.Reason)
 			assert.Equal(t, tt.lack, d.Lacking)
 		})

@@ -81,6 +81,9 @@ func (r *Report) Failed() bool {
 
 // Failed reports whether the lineage needs attention.
 func (r Result) Failed() bool {
+	if r.Err != nil {
+		return true
+	}
 	switch r.Outcome {
 	case OutcomeFailed, OutcomeBlocked, OutcomePending:
 		return true
@@ -108,11 +111,17 @@ func (r *Report) Errors() error {
 // ListError is a pass that could not list tokens: Unleash is unreachable,
 // or refuses the credential. Nothing was read or changed.
 type ListError struct {
-	Kind Kind
-	Err  error
+	Kind  Kind
+	Owner string // PATs: whose tokens
+	Err   error
 }
 
-func (e *ListError) Error() string { return fmt.Sprintf("list %s tokens: %v", e.Kind, e.Err) }
+func (e *ListError) Error() string {
+	if e.Owner != "" {
+		return fmt.Sprintf("cannot list the PATs of %s: %v", e.Owner, e.Err)
+	}
+	return fmt.Sprintf("cannot list %s tokens: %v", e.Kind, e.Err)
+}
 
 // Unwrap returns the backend's error.
 func (e *ListError) Unwrap() error { return e.Err }

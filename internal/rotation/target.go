@@ -116,7 +116,33 @@ func Lineages(targets []Target, tokens map[Kind][]Token) (lineages []Lineage, co
 			add(t, s, true)
 		}
 	}
+	refuseSharedDests(lineages)
 	return lineages, conflicts
+}
+
+// refuseSharedDests blocks lineages whose destinations collide: two tokens
+// published to one place would overwrite each other on every pass (a path
+// template without {{.Type}} for a backend and a frontend token of the same
+// name, say).
+func refuseSharedDests(lineages []Lineage) {
+	first := map[string]int{}
+	for i, l := range lineages {
+		for _, d := range l.Dests {
+			key := d.String()
+			j, seen := first[key]
+			if !seen {
+				first[key] = i
+				continue
+			}
+			for _, k := range []int{i, j} {
+				other := lineages[i+j-k].Spec
+				if lineages[k].Err == nil {
+					lineages[k].Err = fmt.Errorf("%s is also the destination of %s: the two would overwrite each other; "+
+						"make the path tell them apart (add {{.Type}}, {{.Environment}} or {{.Project}})", key, other)
+				}
+			}
+		}
+	}
 }
 
 // Conflict is a lineage two targets select.

@@ -244,8 +244,12 @@ func (b *PATs) List(ctx context.Context, scopes []string) (rotation.Inventory, e
 			return rotation.Inventory{}, err
 		}
 		pats, err := b.c.ListPATs(ctx, owner)
+		if errors.Is(err, unleash.ErrForbidden) && s == "user" {
+			return rotation.Inventory{}, fmt.Errorf("%w (owner \"user\" means the user the rotator authenticates as: "+
+				"use that user's personal access token as the Unleash credential, not an admin API token)", err)
+		}
 		if err != nil {
-			return rotation.Inventory{}, fmt.Errorf("list PATs of %s: %w", owner, err)
+			return rotation.Inventory{}, err
 		}
 		for _, p := range pats {
 			inv.Tokens = append(inv.Tokens, rotation.Token{
