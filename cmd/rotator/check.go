@@ -64,7 +64,7 @@ func (a *app) check(args []string) int {
 	}
 	rep := r.engine.Run(ctx, cfg.Targets, rotation.Options{DryRun: true})
 	if rep.Err != nil {
-		fail(exitUnleash, "unleash %s: %v%s", cfg.Unleash.URL, rep.Err, unleashHint(rep.Err))
+		fail(exitUnleash, "unleash %s: %v%s", cfg.Unleash.URL, rep.Err, unleashHint(rep.Err, cfg.Unleash.Token.Reveal()))
 	} else {
 		fmt.Fprintf(out, "✓ unleash %s: the %s is accepted; the targets cover %d token lineages\n", cfg.Unleash.URL, credentialKind(cfg.Unleash.Token.Reveal()), len(rep.Results))
 		if l, err := r.client.ResourceLimits(ctx); err == nil && l.APITokens > 0 {
@@ -131,11 +131,13 @@ func credentialKind(tok string) string {
 }
 
 // unleashHint says what to do about a failure to reach Unleash.
-func unleashHint(err error) string {
+func unleashHint(err error, credential string) string {
 	var te *unleash.TransportError
 	switch {
 	case errors.Is(err, unleash.ErrUnauthorized):
 		return " (the credential is unknown, expired or deleted: check ROTATOR_UNLEASH_TOKEN / unleash.token_file)"
+	case errors.Is(err, unleash.ErrForbidden) && credentialKind(credential) == "admin API token":
+		return " (an admin API token cannot do this: see the message above)"
 	case errors.Is(err, unleash.ErrForbidden):
 		return " (the credential lacks permission: use an admin API token, or a PAT of a user allowed to manage API tokens)"
 	case errors.Is(err, unleash.ErrNotFound):

@@ -341,45 +341,54 @@ func httpBody(t *testing.T, u string) string {
 	return string(b)
 }
 
+// slowUnleash is a config whose Unleash takes 3 s to list tokens; listing
+// receives a value when a listing starts.
+func slowUnleash(t *testing.T, w *world) (config string, listing <-chan struct{}) {
+	t.Helper()
+	target, err := url.Parse(w.srv.URL)
+	require.NoError(t, err)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	started := make(chan struct{}, 1)
+	slow := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/api/admin/api-tokens" {
+			select {
+			case started <- struct{}{}:
+			default:
+			}
+			time.Sleep(3 * time.Second)
+		}
+		proxy.ServeHTTP(rw, r)
+	}))
+	t.Cleanup(slow.Close)
+	cfg := filepath.Join(t.TempDir(), "slow.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte(strings.Replace(readFile(t, w.config), w.srv.URL, slow.URL, 1)), 0o600))
+	return cfg, started
+}
+
 // SIGTERM during a pass: the pass in progress finishes (here, a slow
 // Unleash), and a pass that cannot finish within the grace (here, waiting
 // for another pass's lock) is abandoned safely.
 func TestSIGTERMDuringAPass(t *testing.T) {
 	t.Parallel()
-	t.Run("the pass finishes", func(t *testing.T) {
-		t.Parallel()
-		w := newWorld(t, "")
-		w.token(t, "default", "slow", unleash.TypeBackend, 24*time.Hour)
-		// An Unleash that takes 3 s to list tokens.
-		target, err := url.Parse(w.srv.URL)
-		require.NoError(t, err)
-		proxy := httputil.NewSingleHostReverseProxy(target)
-		listing := make(chan struct{}, 1)
-		slow := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-			if r.URL.Path == "/api/admin/api-tokens" {
-				select {
-				case listing <- struct{}{}:
-				default:
-				}
-				time.Sleep(3 * time.Second)
+	for _, cmdName := range []string{"once", "run"} { // run: SIGTERM during its initial pass
+		t.Run("the pass finishes/"+cmdName, func(t *testing.T) {
+			t.Parallel()
+			w := newWorld(t, "")
+			w.token(t, "default", "slow", unleash.TypeBackend, 24*time.Hour)
+			cfg, listing := slowUnleash(t, w)
+			cmd, _, stderr := start(t, env("ROTATOR_CONFIG="+cfg, "ROTATOR_UNLEASH_TOKEN="+w.srv.AdminToken.Reveal(), "ROTATOR_LOCK_DIR="+t.TempDir()), cmdName)
+			select {
+			case <-listing:
+			case <-time.After(30 * time.Second):
+				t.Fatalf("the pass never listed tokens:\n%s", stderr.String())
 			}
-			proxy.ServeHTTP(rw, r)
-		}))
-		t.Cleanup(slow.Close)
-		cfg := filepath.Join(t.TempDir(), "slow.yaml")
-		require.NoError(t, os.WriteFile(cfg, []byte(strings.Replace(readFile(t, w.config), w.srv.URL, slow.URL, 1)), 0o600))
-		cmd, _, stderr := start(t, env("ROTATOR_CONFIG="+cfg, "ROTATOR_UNLEASH_TOKEN="+w.srv.AdminToken.Reveal(), "ROTATOR_LOCK_DIR="+t.TempDir()), "once")
-		select {
-		case <-listing:
-		case <-time.After(30 * time.Second):
-			t.Fatal("the pass never listed tokens")
-		}
-		require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
-		require.NoError(t, cmd.Wait(), stderr.String())
-		assert.Contains(t, stderr.String(), "finishing the pass in progress")
-		assert.Contains(t, stderr.String(), `"msg":"pass finished"`)
-		require.NoError(t, w.admin.Verify(t.Context(), w.published(t, "default", "slow"), unleash.ClientAPI))
-	})
+			require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+			require.NoError(t, cmd.Wait(), stderr.String())
+			assert.Contains(t, stderr.String(), "finishing the pass in progress")
+			assert.Contains(t, stderr.String(), `"msg":"pass finished"`)
+			require.NoError(t, w.admin.Verify(t.Context(), w.published(t, "default", "slow"), unleash.ClientAPI))
+		})
+	}
 	t.Run("the pass is abandoned after the grace", func(t *testing.T) {
 		t.Parallel()
 		w := newWorld(t, "")

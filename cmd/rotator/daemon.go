@@ -77,17 +77,22 @@ func (a *app) daemon(args []string) int {
 	c.Start()
 	logger.Info("rotator started", "version", version, "schedule", cfg.Schedule, "timezone", cfg.Timezone.String(),
 		"next_pass", c.Entry(id).Next, "targets", len(cfg.Targets), "metrics", cfg.Metrics.Listen)
-	if !*noInitial {
-		go job.Run()
+	initial := make(chan struct{}) // closed when the initial pass is over
+	if *noInitial {
+		close(initial)
+	} else {
+		go func() { defer close(initial); job.Run() }()
 	}
 
 	<-stopping
-	stopped := c.Stop() // no new passes; done once the running one returns
+	stopped := c.Stop() // no new passes; done once a scheduled one returns
+	finished := make(chan struct{})
+	go func() { <-stopped.Done(); <-initial; close(finished) }()
 	select {
-	case <-stopped.Done():
+	case <-finished:
 		logger.Info("stopped")
 	case <-work.Done():
-		<-stopped.Done()
+		<-finished
 		logger.Warn("stopped; the pass in progress was abandoned")
 	}
 	return exitOK

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"net/url"
 	"time"
 
 	"github.com/unleash-rotator/unleash-rotator/internal/metrics"
@@ -49,7 +50,7 @@ func (r *rotator) export(ctx context.Context) {
 		if err := metrics.Push(ctx, m.Pushgateway, "unleash_rotator", r.registry); err != nil {
 			r.logger.Error("could not push the metrics", "err", err)
 		} else {
-			r.logger.Debug("pushed the metrics", "pushgateway", m.Pushgateway)
+			r.logger.Debug("pushed the metrics", "pushgateway", redactURL(m.Pushgateway))
 		}
 	}
 	if m.Textfile != "" {
@@ -57,4 +58,13 @@ func (r *rotator) export(ctx context.Context) {
 			r.logger.Error("could not write the metrics textfile", "path", m.Textfile, "err", err)
 		}
 	}
+}
+
+// redactURL hides the password a URL may carry.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
 }

@@ -71,6 +71,11 @@ func (a *app) rotate(args []string) int {
 		fmt.Fprintf(a.stderr, "rotator rotate: no token of target %q matches %s (run 'rotator plan' to list them)\n", sel.target, sel)
 		return exitUsage
 	}
+	if *revokeOld && slices.ContainsFunc(preview.Results, func(r rotation.Result) bool { return r.Lineage.Spec.Kind == rotation.KindEdge }) {
+		fmt.Fprintln(a.stderr, "rotator rotate: --revoke-old cannot replace an edge token: Unleash's issue-token keeps returning the recorded token, "+
+			"and its admin API cannot delete one; remove it from Unleash's database first (see the README), then run 'rotator once'")
+		return exitUsage
+	}
 	now := time.Now()
 	fmt.Fprintf(a.stdout, "Rotating now (%d):\n", len(preview.Results))
 	for _, res := range preview.Results {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -51,11 +52,13 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*rotat
 	}
 	r := &rotator{cfg: cfg, logger: logger, client: client, sinks: map[string]rotation.Sink{}, sinkErrs: map[string]error{}}
 	for _, s := range cfg.Sinks {
-		sink, err := newSink(ctx, s, logger.With("sink", s.Name))
+		sinkLog := logger.With("sink", s.Name)
+		sink, err := newSink(ctx, s, sinkLog)
 		if err != nil {
-			logger.Error("sink unavailable: the lineages publishing to it are blocked until it works", "sink", s.Name, "err", err)
+			sinkLog.Error("sink unavailable: the lineages publishing to it are blocked until it works", "err", err)
 			r.sinkErrs[s.Name] = err
-			sink = brokenSink{err: fmt.Errorf("sink %s is unavailable: %w", s.Name, err)}
+			sink = &retrySink{name: s.Name, err: err, last: time.Now(), logger: sinkLog,
+				setup: func(ctx context.Context) (rotation.Sink, error) { return newSink(ctx, s, sinkLog) }}
 		}
 		r.sinks[s.Name] = sink
 	}
@@ -74,6 +77,8 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*rotat
 		LockKey:     client.BaseURL(),
 		Logger:      logger,
 		Concurrency: cfg.Concurrency,
+		// A leftover younger than a pass may belong to one still running.
+		OrphanAge: cfg.PassTimeout,
 	})
 	if err != nil {
 		return nil, err
@@ -128,16 +133,56 @@ func newSink(ctx context.Context, s config.Sink, logger *slog.Logger) (rotation.
 	return nil, fmt.Errorf("sink %s has no known type", s.Name)
 }
 
-// brokenSink stands in for a sink that could not be set up: every lineage
-// that publishes to it is blocked (the planner refuses to act without
-// knowing what a sink holds), and the others proceed.
-type brokenSink struct{ err error }
+// retrySink stands in for a sink that could not be set up (Vault down at
+// start, a directory not mounted yet). Until it works, every lineage that
+// publishes to it is blocked — the planner refuses to act without knowing
+// what a sink holds — and the others proceed. A daemon runs for weeks, so
+// it sets the sink up again, at most once a minute, instead of staying
+// broken until restarted.
+type retrySink struct {
+	name   string
+	setup  func(context.Context) (rotation.Sink, error)
+	logger *slog.Logger
 
-func (b brokenSink) Get(context.Context, string) (rotation.Record, error) {
-	return rotation.Record{}, b.err
+	mu   sync.Mutex
+	sink rotation.Sink
+	err  error
+	last time.Time
 }
 
-func (b brokenSink) Put(context.Context, string, rotation.Record, string) error { return b.err }
+func (s *retrySink) get(ctx context.Context) (rotation.Sink, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sink == nil && time.Since(s.last) >= time.Minute {
+		s.last = time.Now()
+		if sink, err := s.setup(ctx); err != nil {
+			s.err = err
+		} else {
+			s.sink = sink
+			s.logger.Info("sink available again")
+		}
+	}
+	if s.sink == nil {
+		return nil, fmt.Errorf("sink %s is unavailable: %w", s.name, s.err)
+	}
+	return s.sink, nil
+}
+
+func (s *retrySink) Get(ctx context.Context, dest string) (rotation.Record, error) {
+	sink, err := s.get(ctx)
+	if err != nil {
+		return rotation.Record{}, err
+	}
+	return sink.Get(ctx, dest)
+}
+
+func (s *retrySink) Put(ctx context.Context, dest string, rec rotation.Record, prev string) error {
+	sink, err := s.get(ctx)
+	if err != nil {
+		return err
+	}
+	return sink.Put(ctx, dest, rec, prev)
+}
 
 // pass runs one pass within the configured time limit, logs its summary and
 // records its metrics.
