@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -86,7 +87,7 @@ func readEnv(c *checker) env {
 		var unknown []string
 		for _, kv := range os.Environ() {
 			name, _, _ := strings.Cut(kv, "=")
-			if strings.HasPrefix(name, envPrefix+"_") && !slices.Contains(known, name) {
+			if strings.HasPrefix(name, envPrefix+"_") && !slices.Contains(known, name) && !kubernetesServiceVar.MatchString(name) {
 				unknown = append(unknown, name)
 			}
 		}
@@ -123,3 +124,9 @@ func (e env) apply(r *rawConfig, c *checker) {
 		}
 	}
 }
+
+// kubernetesServiceVar matches the variables Kubernetes injects into every
+// pod for each Service of its namespace: a Service named "rotator" brings
+// ROTATOR_SERVICE_HOST, ROTATOR_PORT_9464_TCP and the like, which are not
+// typos of ours.
+var kubernetesServiceVar = regexp.MustCompile(`^ROTATOR_(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?|PORT(_[0-9]+_(TCP|UDP|SCTP)(_PROTO|_PORT|_ADDR)?)?)$`)

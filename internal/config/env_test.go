@@ -291,3 +291,18 @@ func TestSecretFileInHome(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "home-token", cfg.Unleash.Token.Reveal())
 }
+
+// Kubernetes injects <SERVICE>_PORT... variables for every Service of the
+// namespace; a Service named "rotator" must not stop the rotator.
+func TestKubernetesServiceVariablesAreNotTypos(t *testing.T) {
+	for _, v := range []string{"ROTATOR_SERVICE_HOST", "ROTATOR_SERVICE_PORT", "ROTATOR_SERVICE_PORT_METRICS", "ROTATOR_PORT",
+		"ROTATOR_PORT_9464_TCP", "ROTATOR_PORT_9464_TCP_PROTO", "ROTATOR_PORT_9464_TCP_PORT", "ROTATOR_PORT_9464_TCP_ADDR"} {
+		t.Setenv(v, "10.0.0.1")
+	}
+	t.Setenv("ROTATOR_PORTT", "x")
+	_, err := Load("testdata/valid-base.yaml")
+	var cerr *Error
+	require.ErrorAs(t, err, &cerr)
+	require.Len(t, cerr.Problems, 1, "only the real typo")
+	assert.Contains(t, cerr.Problems[0].Message, "ROTATOR_PORTT")
+}

@@ -106,7 +106,9 @@ func targetPolicy(rt rawTarget, defaults rawPolicy, path string, cfg *Config, c 
 		keepRenewAlternative(n, &merged)
 	}
 	p := merged.policy()
-	if err := p.Validate(rotation.Kind(rt.Kind), cfg.Interval); err != nil {
+	// Jitter delays a pass by up to its length, so the gap between two
+	// passes can reach the interval plus the jitter.
+	if err := p.Validate(rotation.Kind(rt.Kind), cfg.Interval+cfg.Jitter); err != nil {
 		for _, e := range unjoin(err) {
 			c.at(where, "%v", e)
 		}

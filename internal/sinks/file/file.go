@@ -76,8 +76,9 @@ const maxFileSize = 1 << 20
 // Config configures a [Sink].
 type Config struct {
 	// Dir is the base directory. It must exist; destinations are relative
-	// to it, and the directories between it and a destination are created
-	// (mode 0700).
+	// to it, and the directories between it and a destination are created,
+	// with Mode plus search permission where Mode grants read (0700 for
+	// 0600, 0750 for 0640).
 	Dir string
 	// Format defaults to [FormatRaw].
 	Format Format
@@ -317,7 +318,7 @@ func (s *Sink) Put(ctx context.Context, dest string, rec rotation.Record, prev s
 // write does Put's check-and-set and replaces the file(s), under the lock.
 func (s *Sink) write(ctx context.Context, root *os.Root, dest string, content []byte, meta sinks.MetadataJSON, prev string) error {
 	if dir := path.Dir(dest); dir != "." {
-		if err := root.MkdirAll(dir, 0o700); err != nil {
+		if err := root.MkdirAll(dir, s.dirMode()); err != nil {
 			return s.explain(dest, err)
 		}
 	}
@@ -344,6 +345,11 @@ func (s *Sink) write(ctx context.Context, root *os.Root, dest string, content []
 	}
 	return s.replace(root, dest, content)
 }
+
+// dirMode is the mode of the directories Put creates: the file mode plus
+// search permission wherever it grants read (0600 gives 0700, 0640 gives
+// 0750), so whoever may read the file can also reach it.
+func (s *Sink) dirMode() os.FileMode { return s.mode | (s.mode&0o444)>>2 }
 
 // checkDest refuses destinations the sink cannot or must not write: invalid
 // paths and names of its own temp, lock and sidecar files.
