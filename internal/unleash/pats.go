@@ -27,9 +27,6 @@ func CurrentUser() PATOwner { return PATOwner{} }
 // are an Unleash Enterprise feature: open-source Unleash answers 404.
 func ServiceAccount(id int64) PATOwner { return PATOwner{serviceAccount: id} }
 
-// ServiceAccountID returns the service account's id, or 0 for the current user.
-func (o PATOwner) ServiceAccountID() int64 { return o.serviceAccount }
-
 func (o PATOwner) String() string {
 	if o.serviceAccount == 0 {
 		return "current user"
