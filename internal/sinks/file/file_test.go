@@ -878,3 +878,18 @@ func TestSecretNeverLogged(t *testing.T) {
 		assert.Contains(t, logs.String(), key)
 	}
 }
+
+// Directories created on the way to a destination let whoever may read the
+// file reach it: search permission where the file mode grants read.
+func TestCreatedDirectoriesFollowTheFileMode(t *testing.T) {
+	t.Parallel()
+	for mode, want := range map[os.FileMode]os.FileMode{0o600: 0o700, 0o640: 0o750, 0o644: 0o755} {
+		s := newSink(t, Config{Mode: mode})
+		require.NoError(t, s.Put(t.Context(), "team/prod/token", testRecord("dirmode0"), ""))
+		for _, dir := range []string{"team", "team/prod"} {
+			fi, err := os.Stat(filepath.Join(s.dir, dir))
+			require.NoError(t, err)
+			assert.Equal(t, want, fi.Mode().Perm(), "%s for file mode %o", dir, mode)
+		}
+	}
+}
