@@ -60,11 +60,13 @@ func (f *File) Path(key string) string {
 
 // Lock takes the lock for key, waiting until it is free or ctx is done. The
 // lock file records the holder's pid, for people and for the wait message.
-func (f *File) Lock(ctx context.Context, key string) (func(), error) {
+// A file lock is held until released or the process exits, so the context
+// it returns is ctx itself.
+func (f *File) Lock(ctx context.Context, key string) (context.Context, func(), error) {
 	p := f.Path(key)
 	fd, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("lock: open %s: %w", p, err)
+		return nil, nil, fmt.Errorf("lock: open %s: %w", p, err)
 	}
 	warned := false
 	for {
@@ -74,7 +76,7 @@ func (f *File) Lock(ctx context.Context, key string) (func(), error) {
 		}
 		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
 			_ = fd.Close()
-			return nil, fmt.Errorf("lock: %s: %w", p, err)
+			return nil, nil, fmt.Errorf("lock: %s: %w", p, err)
 		}
 		if !warned {
 			f.logger.Info("another pass holds the rotation lock; waiting for it to finish", "lock", p, "holder_pid", holder(p))
@@ -83,14 +85,14 @@ func (f *File) Lock(ctx context.Context, key string) (func(), error) {
 		select {
 		case <-ctx.Done():
 			_ = fd.Close()
-			return nil, fmt.Errorf("lock: %s still held by pid %s: %w", p, holder(p), ctx.Err())
+			return nil, nil, fmt.Errorf("lock: %s still held by pid %s: %w", p, holder(p), ctx.Err())
 		case <-time.After(pollInterval):
 		}
 	}
 	if err := fd.Truncate(0); err == nil {
 		_, _ = fd.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	}
-	return func() {
+	return ctx, func() {
 		_ = fd.Truncate(0)
 		_ = fd.Close() // closing the descriptor releases the flock
 	}, nil

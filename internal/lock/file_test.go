@@ -26,7 +26,7 @@ func TestLockIsExclusive(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 4 {
 		wg.Go(func() {
-			unlock, err := l.Lock(t.Context(), "http://unleash.example")
+			_, unlock, err := l.Lock(t.Context(), "http://unleash.example")
 			assert.NoError(t, err)
 			n := inside.Add(1)
 			for {
@@ -48,12 +48,12 @@ func TestLockKeysAreIndependent(t *testing.T) {
 	t.Parallel()
 	l, err := NewFile(t.TempDir(), nil)
 	require.NoError(t, err)
-	unlockA, err := l.Lock(t.Context(), "a")
+	_, unlockA, err := l.Lock(t.Context(), "a")
 	require.NoError(t, err)
 	defer unlockA()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 	defer cancel()
-	unlockB, err := l.Lock(ctx, "b")
+	_, unlockB, err := l.Lock(ctx, "b")
 	require.NoError(t, err)
 	unlockB()
 	assert.NotEqual(t, l.Path("a"), l.Path("b"))
@@ -63,13 +63,13 @@ func TestLockWaitEndsWithContext(t *testing.T) {
 	t.Parallel()
 	l, err := NewFile(t.TempDir(), nil)
 	require.NoError(t, err)
-	unlock, err := l.Lock(t.Context(), "k")
+	_, unlock, err := l.Lock(t.Context(), "k")
 	require.NoError(t, err)
 	defer unlock()
 
 	ctx, cancel := context.WithTimeout(t.Context(), 600*time.Millisecond)
 	defer cancel()
-	_, err = l.Lock(ctx, "k")
+	_, _, err = l.Lock(ctx, "k")
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	assert.Contains(t, err.Error(), "still held by pid "+strconv.Itoa(os.Getpid()))
 }
@@ -91,7 +91,7 @@ func TestLockReleasedWhenHolderIsKilled(t *testing.T) {
 	require.Eventually(t, func() bool {
 		ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 		defer cancel()
-		unlock, err := l.Lock(ctx, "k")
+		_, unlock, err := l.Lock(ctx, "k")
 		if err == nil {
 			unlock()
 			return false // not held yet
@@ -104,7 +104,7 @@ func TestLockReleasedWhenHolderIsKilled(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
-	unlock, err := l.Lock(ctx, "k")
+	_, unlock, err := l.Lock(ctx, "k")
 	require.NoError(t, err, "the dead holder's lock is gone")
 	unlock()
 }

@@ -141,12 +141,13 @@ func (e *Engine) Run(ctx context.Context, targets []Target, opts Options) *Repor
 
 	if !opts.DryRun && e.cfg.Locker != nil {
 		e.cfg.Logger.Debug("waiting for the rotation lock", "lock", e.cfg.LockKey)
-		unlock, err := e.cfg.Locker.Lock(ctx, e.cfg.LockKey)
+		held, unlock, err := e.cfg.Locker.Lock(ctx, e.cfg.LockKey)
 		if err != nil {
 			rep.Err = fmt.Errorf("take the rotation lock: %w", err)
 			return rep
 		}
 		defer unlock()
+		ctx = held
 	}
 
 	inventories, failed, err := e.list(ctx, targets)

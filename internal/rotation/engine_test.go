@@ -559,10 +559,10 @@ type countingLocker struct {
 	n  int
 }
 
-func (l *countingLocker) Lock(context.Context, string) (func(), error) {
+func (l *countingLocker) Lock(ctx context.Context, _ string) (context.Context, func(), error) {
 	l.mu.Lock()
 	l.n++
-	return l.mu.Unlock, nil
+	return ctx, l.mu.Unlock, nil
 }
 
 func TestEngineOnlyTouchesTheSelection(t *testing.T) {
@@ -651,8 +651,8 @@ func TestEngineLockFailure(t *testing.T) {
 
 type failingLocker struct{}
 
-func (failingLocker) Lock(context.Context, string) (func(), error) {
-	return nil, errors.New("held elsewhere")
+func (failingLocker) Lock(context.Context, string) (context.Context, func(), error) {
+	return nil, nil, errors.New("held elsewhere")
 }
 
 func TestEngineEdge(t *testing.T) {

@@ -57,7 +57,10 @@ var (
 
 // Locker serialises passes that could touch the same tokens: a CronJob run
 // overlapping a manual one, or two daemons. Lock blocks until it holds the
-// lock for key or ctx is done, and returns the function that releases it.
+// lock for key or ctx is done. It returns held, a context derived from ctx
+// that is cancelled if the lock is lost before unlock is called (a lease
+// that could not be renewed): the pass must stop when held is done. unlock
+// releases the lock.
 type Locker interface {
-	Lock(ctx context.Context, key string) (unlock func(), err error)
+	Lock(ctx context.Context, key string) (held context.Context, unlock func(), err error)
 }
