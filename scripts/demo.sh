@@ -82,11 +82,11 @@ defaults:
     mode: log
 sinks:
   - name: files
-    type: file
-    dir: $out
-    format: env
-    fields:
-      UNLEASH_URL: $UNLEASH_URL/api
+    file:
+      dir: $out
+      format: env
+      fields:
+        UNLEASH_URL: $UNLEASH_URL/api
 targets:
   - name: demo
     select:

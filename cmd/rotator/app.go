@@ -74,7 +74,7 @@ Configuration: every key is documented in config.example.yaml. Secrets come from
 the environment or files: ROTATOR_UNLEASH_TOKEN(_FILE), ROTATOR_VAULT_TOKEN(_FILE), ...
 `
 
-func (a *app) run(args []string) int {
+func (a *app) dispatch(args []string) int {
 	if len(args) == 0 {
 		fmt.Fprint(a.stderr, usageText)
 		return exitUsage
@@ -84,7 +84,7 @@ func (a *app) run(args []string) int {
 	case "once":
 		return a.once(rest)
 	case "run":
-		return a.daemon(rest)
+		return a.runDaemon(rest)
 	case "plan":
 		return a.plan(rest)
 	case "rotate":
@@ -95,7 +95,7 @@ func (a *app) run(args []string) int {
 		return a.version(rest)
 	case "help", "-h", "-help", "--help":
 		if len(rest) > 0 && rest[0] != "help" && !strings.HasPrefix(rest[0], "-") {
-			return a.run([]string{rest[0], "--help"})
+			return a.dispatch([]string{rest[0], "--help"})
 		}
 		fmt.Fprint(a.stdout, usageText)
 		return exitOK
@@ -104,8 +104,8 @@ func (a *app) run(args []string) int {
 	return exitUsage
 }
 
-// common holds the flags every command has.
-type common struct {
+// globalFlags are the flags every command has.
+type globalFlags struct {
 	config    string
 	logLevel  string
 	logFormat string
@@ -120,9 +120,9 @@ type command struct {
 }
 
 // flags returns a flag set with the common flags registered.
-func (a *app) flags(c command) (*flag.FlagSet, *common) {
+func (a *app) flags(c command) (*flag.FlagSet, *globalFlags) {
 	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
-	var cf common
+	var cf globalFlags
 	fs.StringVar(&cf.config, "config", "", "configuration `file` (default $ROTATOR_CONFIG, else "+defaultConfigPath+")")
 	fs.StringVar(&cf.logLevel, "log-level", "", "log `level`: debug, info, warn or error (overrides log.level)")
 	fs.StringVar(&cf.logFormat, "log-format", "", "log `format`: auto, text or json (overrides log.format)")
@@ -162,7 +162,7 @@ func (a *app) parse(fs *flag.FlagSet, args []string) (done bool, code int) {
 }
 
 // configPath resolves the configuration file's path.
-func (a *app) configPath(cf *common) string {
+func (a *app) configPath(cf *globalFlags) string {
 	switch {
 	case cf.config != "":
 		return cf.config
@@ -174,7 +174,7 @@ func (a *app) configPath(cf *common) string {
 
 // loadConfig loads and validates the configuration, applies the log flags,
 // and prints every problem when it is invalid.
-func (a *app) loadConfig(name string, cf *common) (*config.Config, bool) {
+func (a *app) loadConfig(name string, cf *globalFlags) (*config.Config, bool) {
 	path := a.configPath(cf)
 	cfg, err := config.Load(path)
 	if err != nil {
@@ -182,12 +182,11 @@ func (a *app) loadConfig(name string, cf *common) (*config.Config, bool) {
 		return nil, false
 	}
 	if cf.logLevel != "" {
-		var l slog.Level
-		if err := l.UnmarshalText([]byte(cf.logLevel)); err != nil {
+		if !slices.Contains([]string{"debug", "info", "warn", "error"}, cf.logLevel) {
 			fmt.Fprintf(a.stderr, "rotator %s: invalid --log-level %q (want debug, info, warn or error)\n", name, cf.logLevel)
 			return nil, false
 		}
-		cfg.Log.Level = l
+		cfg.Log.Level = cf.logLevel
 	}
 	if cf.logFormat != "" {
 		if !slices.Contains([]string{"auto", "text", "json"}, cf.logFormat) {
@@ -199,11 +198,11 @@ func (a *app) loadConfig(name string, cf *common) (*config.Config, bool) {
 	return cfg, true
 }
 
-func (a *app) printConfigError(name, path string, cf *common, err error) {
+func (a *app) printConfigError(name, path string, cf *globalFlags, err error) {
 	var cerr *config.Error
 	switch {
 	case errors.As(err, &cerr):
-		fmt.Fprintf(a.stderr, "rotator %s: invalid configuration (%d problems):\n", name, len(cerr.Problems))
+		fmt.Fprintf(a.stderr, "rotator %s: %s:\n", name, cerr.Summary())
 		for _, line := range strings.Split(cerr.Error(), "\n") {
 			fmt.Fprintf(a.stderr, "  %s\n", line)
 		}
@@ -261,12 +260,19 @@ type session struct {
 
 // open loads the configuration and wires the rotator. When that fails it
 // has said why, and returns the exit code to stop with.
-func (a *app) open(name string, cf *common, grace time.Duration) (*session, int) {
+func (a *app) open(name string, cf *globalFlags, grace time.Duration) (*session, int) {
 	cfg, ok := a.loadConfig(name, cf)
 	if !ok {
 		return nil, exitUsage
 	}
+	if err := cfg.ReadSecrets(); err != nil {
+		a.printConfigError(name, cfg.Path, cf, err)
+		return nil, exitUsage
+	}
 	logger := newLogger(cfg.Log, a.stderr)
+	for _, w := range cfg.Warnings() {
+		logger.Warn(w)
+	}
 	work, stopping, release := a.graceful(logger, grace)
 	r, err := build(work, cfg, logger)
 	if err != nil {

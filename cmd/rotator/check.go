@@ -18,7 +18,7 @@ var checkCommand = command{
 	name:     "check",
 	synopsis: "rotator check [--offline] [flags]",
 	about: `Validate the configuration (every problem at once, with line numbers), then,
-unless --offline, check what a pass needs: that Unleash answers and accepts the
+unless --offline, read its secret files and check what a pass needs: that Unleash answers and accepts the
 credential, and that every sink can be read and written (Vault: the token's
 capabilities on each destination; files: the directory is writable). Nothing is
 changed in Unleash or Vault.
@@ -31,7 +31,7 @@ configuration, 3 Unleash unreachable or refusing the credential.`,
 
 func (a *app) check(args []string) int {
 	fs, cf := a.flags(checkCommand)
-	offline := fs.Bool("offline", false, "only validate the configuration; contact nothing")
+	offline := fs.Bool("offline", false, "only validate the configuration: read no secret file, contact nothing (for CI)")
 	if done, code := a.parse(fs, args); done {
 		return code
 	}
@@ -41,9 +41,17 @@ func (a *app) check(args []string) int {
 	}
 	out := a.stdout
 	fmt.Fprintf(out, "✓ configuration %s: %d targets, %d sinks\n", cfg.Path, len(cfg.Targets), len(cfg.Sinks))
+	for _, w := range cfg.Warnings() {
+		fmt.Fprintf(out, "! %s\n", w)
+	}
 	if *offline {
 		return exitOK
 	}
+	if err := cfg.ReadSecrets(); err != nil {
+		a.printConfigError(checkCommand.name, cfg.Path, cf, err)
+		return exitUsage
+	}
+	fmt.Fprintln(out, "✓ secrets: every secret file is readable")
 	// check reports on stdout; logs only when asked for.
 	logger := slog.New(slog.DiscardHandler)
 	if cf.logLevel != "" {

@@ -33,7 +33,7 @@ within --shutdown-timeout.`,
   ROTATOR_SCHEDULE='0 */6 * * *' rotator run --log-level debug`,
 }
 
-func (a *app) daemon(args []string) int {
+func (a *app) runDaemon(args []string) int {
 	fs, cf := a.flags(runCommand)
 	grace := fs.Duration("shutdown-timeout", time.Minute, "after SIGTERM, how long the pass in progress may take to finish")
 	noInitial := fs.Bool("no-initial-pass", false, "wait for the schedule instead of running a pass at start")
@@ -46,7 +46,7 @@ func (a *app) daemon(args []string) int {
 	}
 	defer s.release()
 	r, cfg, logger, work, stopping := s.rotator, s.cfg, s.logger, s.work, s.stopping
-	state := &daemonState{passTimeout: cfg.PassTimeout}
+	state := &daemonState{passTimeout: time.Duration(cfg.PassTimeout)}
 	if cfg.Metrics.Listen != "" {
 		srv, err := r.serve(cfg.Metrics.Listen, state)
 		if err != nil {
@@ -66,7 +66,7 @@ func (a *app) daemon(args []string) int {
 		return exitUsage
 	}
 	cl := cronLogger{logger}
-	c := cron.New(cron.WithLocation(cfg.Timezone), cron.WithLogger(cl))
+	c := cron.New(cron.WithLocation(cfg.Location), cron.WithLogger(cl))
 	// One wrapped job for the initial and the scheduled passes, so that
 	// SkipIfStillRunning covers both. Recover is not cron's default,
 	// whatever its docs say (robfig/cron#380).
@@ -75,7 +75,7 @@ func (a *app) daemon(args []string) int {
 	}))
 	id := c.Schedule(sched, job)
 	c.Start()
-	logger.Info("rotator started", "version", version, "schedule", cfg.Schedule, "timezone", cfg.Timezone.String(),
+	logger.Info("rotator started", "version", version, "schedule", cfg.Schedule, "timezone", cfg.Location.String(),
 		"next_pass", c.Entry(id).Next, "targets", len(cfg.Targets), "metrics", cfg.Metrics.Listen)
 	initial := make(chan struct{}) // closed when the initial pass is over
 	if *noInitial {
@@ -100,7 +100,7 @@ func (a *app) daemon(args []string) int {
 
 // scheduledPass is one daemon pass: jitter, pass, notification, state.
 func (r *rotator) scheduledPass(work context.Context, stopping <-chan struct{}, state *daemonState) {
-	if j := r.cfg.Jitter; j > 0 {
+	if j := time.Duration(r.cfg.Jitter); j > 0 {
 		d := rand.N(j) //nolint:gosec // spreading load, not a secret
 		r.logger.Debug("waiting before the pass (jitter)", "delay", d)
 		select {

@@ -16,6 +16,8 @@ import (
 // text on a terminal, JSON otherwise (containers, log collectors), or what
 // was asked for.
 func newLogger(l config.Log, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(l.Level)) // validated with the configuration
 	isTerm := false
 	if f, ok := w.(*os.File); ok {
 		isTerm = term.IsTerminal(int(f.Fd()))
@@ -23,9 +25,9 @@ func newLogger(l config.Log, w io.Writer) *slog.Logger {
 	var h slog.Handler
 	switch {
 	case l.Format == "json" || l.Format == "auto" && !isTerm:
-		h = slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l.Level})
+		h = slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})
 	default:
-		h = tint.NewTextHandler(w, &tint.Options{Level: l.Level, TimeFormat: time.DateTime, NoColor: !isTerm})
+		h = tint.NewTextHandler(w, &tint.Options{Level: level, TimeFormat: time.DateTime, NoColor: !isTerm})
 	}
 	return slog.New(h)
 }

@@ -16,5 +16,5 @@ var (
 
 func main() {
 	a := &app{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, signals: notifySignals()}
-	os.Exit(a.run(os.Args[1:]))
+	os.Exit(a.dispatch(os.Args[1:]))
 }

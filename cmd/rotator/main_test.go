@@ -142,9 +142,9 @@ defaults:
     grace: 0s
 sinks:
   - name: files
-    type: file
-    dir: %s
-    format: env
+    file:
+      dir: %s
+      format: env
 targets:
   - name: app
     select:

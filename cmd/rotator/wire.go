@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"sync"
 	"time"
 
@@ -42,7 +41,7 @@ type rotator struct {
 // could survive (an unreadable CA file); a sink that cannot be set up (Vault
 // unreachable, a missing directory) blocks just the lineages that use it.
 func build(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*rotator, error) {
-	client, err := newUnleashClient(cfg.Unleash)
+	client, err := unleash.New(cfg.Unleash, unleash.WithUserAgent("unleash-rotator/"+version))
 	if err != nil {
 		return nil, err
 	}
@@ -62,7 +61,7 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*rotat
 		}
 		r.sinks[s.Name] = sink
 	}
-	locker, err := lock.NewFile(cfg.LockDir, logger)
+	locker, err := lock.NewFile(cfg.Lock.Dir, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -78,7 +77,7 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*rotat
 		Logger:      logger,
 		Concurrency: cfg.Concurrency,
 		// A leftover younger than a pass may belong to one still running.
-		OrphanAge: cfg.PassTimeout,
+		OrphanAge: time.Duration(cfg.PassTimeout),
 	})
 	if err != nil {
 		return nil, err
@@ -87,48 +86,20 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*rotat
 	r.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	r.metrics = metrics.New(r.registry, version)
 	if !cfg.Notify.WebhookURL.IsZero() {
-		if r.notifier, err = notify.New(cfg.Notify.WebhookURL, cfg.Notify.Timeout, nil); err != nil {
+		if r.notifier, err = notify.New(cfg.Notify.WebhookURL, time.Duration(cfg.Notify.Timeout), nil); err != nil {
 			return nil, err
 		}
 	}
 	return r, nil
 }
 
-func newUnleashClient(u config.Unleash) (*unleash.Client, error) {
-	opts := []unleash.Option{unleash.WithUserAgent("unleash-rotator/" + version), unleash.WithTimeout(u.Timeout)}
-	if u.Bearer {
-		opts = append(opts, unleash.WithBearer())
-	}
-	if u.CAFile != "" {
-		pem, err := os.ReadFile(u.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("unleash.ca_file: %w", err)
-		}
-		opts = append(opts, unleash.WithCACertPEM(pem))
-	}
-	if u.Edge != nil {
-		opts = append(opts, unleash.WithEdgeCredentials(u.Edge.ClientID, u.Edge.ClientSecret))
-	}
-	return unleash.NewClient(u.URL, u.Token, opts...)
-}
-
+// newSink sets up the sink s configures.
 func newSink(ctx context.Context, s config.Sink, logger *slog.Logger) (rotation.Sink, error) {
 	switch {
 	case s.File != nil:
-		f := s.File
-		fc := file.Config{Dir: f.Dir, Format: file.Format(f.Format), Key: f.Key, Fields: f.Fields, Mode: f.Mode}
-		if f.Reload != nil {
-			fc.Reload = &file.Reload{Command: f.Reload.Command, PIDFile: f.Reload.PIDFile, Signal: f.Reload.Signal, Timeout: f.Reload.Timeout}
-		}
-		return file.New(fc, logger)
+		return file.New(*s.File, logger)
 	case s.Vault != nil:
-		v := s.Vault
-		return vault.New(ctx, vault.Config{
-			Address: v.Address, Namespace: v.Namespace, CACert: v.CAFile, Timeout: v.Timeout,
-			Mount: v.Mount, KVVersion: v.KVVersion, Field: v.Field, Fields: v.Fields,
-			Auth: vault.Auth{Method: v.Auth.Method, Token: v.Auth.Token, RoleID: v.Auth.RoleID, SecretID: v.Auth.SecretID,
-				Role: v.Auth.Role, JWTPath: v.Auth.JWTPath, Mount: v.Auth.Mount},
-		}, logger)
+		return vault.New(ctx, *s.Vault, logger)
 	}
 	return nil, fmt.Errorf("sink %s has no known type", s.Name)
 }
@@ -187,7 +158,7 @@ func (s *retrySink) Put(ctx context.Context, dest string, rec rotation.Record, p
 // pass runs one pass within the configured time limit, logs its summary and
 // records its metrics.
 func (r *rotator) pass(ctx context.Context, opts rotation.Options) *rotation.Report {
-	ctx, cancel := context.WithTimeout(ctx, r.cfg.PassTimeout)
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(r.cfg.PassTimeout))
 	defer cancel()
 	rep := r.engine.Run(ctx, r.cfg.Targets, opts)
 	r.metrics.Observe(rep, time.Now())
@@ -222,7 +193,7 @@ func (r *rotator) notify(ctx context.Context, rep *rotation.Report) {
 	if r.notifier == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, r.cfg.Notify.Timeout+time.Second)
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(r.cfg.Notify.Timeout)+time.Second)
 	defer cancel()
 	sent, err := r.notifier.Notify(ctx, rep, time.Now())
 	switch {

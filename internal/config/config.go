@@ -1,214 +1,257 @@
 package config
 
 import (
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
-	"syscall"
 	"time"
 
+	"github.com/unleash-rotator/unleash-rotator/internal/field"
 	"github.com/unleash-rotator/unleash-rotator/internal/rotation"
 	"github.com/unleash-rotator/unleash-rotator/internal/secret"
+	"github.com/unleash-rotator/unleash-rotator/internal/sinks/file"
+	"github.com/unleash-rotator/unleash-rotator/internal/sinks/vault"
+	"github.com/unleash-rotator/unleash-rotator/internal/unleash"
 )
 
-// Config is a loaded, validated configuration. Every value is final:
-// defaults applied, secrets read, templates parsed.
+// Config is the configuration: the file's settings, decoded onto the
+// defaults and overlaid with the environment, then checked. Its `yaml`
+// tags are the file's schema (config.example.yaml documents every key).
+// The parts of it that an adapter uses are that adapter's own Config type.
 type Config struct {
+	Unleash unleash.Config `yaml:"unleash"`
+	// Schedule is when `rotator run` passes: a cron spec or a descriptor.
+	Schedule string `yaml:"schedule"`
+	// Timezone is the schedule's IANA time zone.
+	Timezone    string         `yaml:"timezone"`
+	Jitter      field.Duration `yaml:"jitter"`
+	PassTimeout field.Duration `yaml:"pass_timeout"`
+	Concurrency int            `yaml:"concurrency"`
+	Lock        Lock           `yaml:"lock"`
+	// Defaults are the policy keys every target starts from.
+	Defaults PolicyConfig `yaml:"defaults"`
+	// Sinks are in configuration order.
+	Sinks         []Sink         `yaml:"sinks"`
+	TargetConfigs []TargetConfig `yaml:"targets"`
+	Metrics       Metrics        `yaml:"metrics"`
+	Notify        Notify         `yaml:"notify"`
+	Log           Log            `yaml:"log"`
+
+	// What Load derives from the settings.
+
 	// Path is the file loaded, "" when parsed from bytes.
-	Path    string
-	Unleash Unleash
-	// Schedule is the cron spec as written.
-	Schedule string
-	Timezone *time.Location
+	Path string `yaml:"-"`
+	// Location is Timezone, loaded.
+	Location *time.Location `yaml:"-"`
 	// Interval is the longest gap between two consecutive runs of Schedule.
 	// Policies are validated against it: a token must outlive the wait for
 	// the pass that renews it.
-	Interval    time.Duration
-	Jitter      time.Duration
-	PassTimeout time.Duration
-	Concurrency int
-	// LockDir holds the pass lock files. The default is resolved:
-	// $XDG_RUNTIME_DIR/unleash-rotator, else <tmp>/unleash-rotator-<uid>.
-	LockDir string
-	// Sinks are in configuration order.
-	Sinks []Sink
-	// Targets have their policies merged (defaults, then the target's own
-	// keys) and validated; their destinations name entries of Sinks.
-	Targets []rotation.Target
-	Metrics Metrics
-	Notify  Notify
-	Log     Log
+	Interval time.Duration `yaml:"-"`
+	// Targets are TargetConfigs ready for the engine: policies merged,
+	// selectors and path templates parsed.
+	Targets []rotation.Target `yaml:"-"`
+
+	// where locates settings in the file, for the problems ReadSecrets
+	// finds after Load.
+	where *locator
 }
 
-// Unleash is how to reach and authenticate to the Unleash server.
-type Unleash struct {
-	// URL is the server's base address, without /api.
-	URL   string
-	Token secret.Secret
-	// Bearer sends "Authorization: Bearer <token>" instead of the raw token.
-	Bearer bool
-	CAFile string
-	// Timeout bounds one HTTP request.
-	Timeout time.Duration
-	// Listing is "auto", "global" or "projects".
-	Listing string
-	// Edge holds the HMAC credentials of /edge/issue-token; nil unless a
-	// client secret is configured (from unleash.edge.client_secret_file or
-	// the environment), so a non-nil Edge is always usable.
-	Edge *Edge
+// Lock says how passes are kept from overlapping.
+type Lock struct {
+	// Type is "file" (a file lock in Dir) or "kubernetes" (a Lease).
+	Type string `yaml:"type"`
+	// Dir holds the file locks. Empty means [DefaultLockDir].
+	Dir string `yaml:"dir"`
 }
 
-// Edge holds the credentials Unleash expects from Unleash Edge.
-type Edge struct {
-	ClientID     string
-	ClientSecret secret.Secret
-}
-
-// Sink is a named place where secrets are published. Exactly one of File and
-// Vault is set, as Type says.
+// Sink is a named place secrets are published to: exactly one of its
+// variants is set.
 type Sink struct {
-	Name  string
-	Type  string // "file" or "vault"
-	File  *FileSink
-	Vault *VaultSink
+	Name  string        `yaml:"name"`
+	File  *file.Config  `yaml:"file"`
+	Vault *vault.Config `yaml:"vault"`
 }
 
-// Sink types.
-const (
-	SinkFile  = "file"
-	SinkVault = "vault"
-)
-
-// FileSink publishes secrets as files under Dir.
-type FileSink struct {
-	Dir string
-	// Format is "raw", "env" or "json".
-	Format string
-	// Key is the variable (env) or field (json) holding the token; "" for
-	// raw.
-	Key    string
-	Fields map[string]string
-	Mode   os.FileMode
-	// Reload is nil when neither a command nor a pid file is configured.
-	Reload *Reload
+// variants lists the sink's variants: key, whether it is set, its
+// configuration with the adapter's methods (a nil pointer when unset), and
+// the address of its field.
+func (s *Sink) variants() []sinkVariant {
+	return []sinkVariant{
+		{"file", s.File != nil, s.File, &s.File},
+		{"vault", s.Vault != nil, s.Vault, &s.Vault},
+	}
 }
 
-// Reload tells a consumer to re-read its file after a write.
-type Reload struct {
-	Command []string
-	PIDFile string
-	Signal  syscall.Signal
-	Timeout time.Duration
+type sinkVariant struct {
+	key string
+	set bool
+	cfg interface {
+		SetDefaults()
+		Validate() error
+	}
+	field any // **file.Config, ...
 }
 
-// VaultSink publishes secrets to a Vault KV mount.
-type VaultSink struct {
-	Address   string
-	Namespace string
-	CAFile    string
-	Timeout   time.Duration
-	Mount     string
-	KVVersion int
-	// Field is the data key holding the token; Fields are extra keys whose
-	// values are templates over the token's metadata.
-	Field  string
-	Fields map[string]string
-	Auth   VaultAuth
+// Type returns the sink's variant: "file" or "vault"; "" when none is set.
+func (s Sink) Type() string {
+	for _, v := range s.variants() {
+		if v.set {
+			return v.key
+		}
+	}
+	return ""
 }
 
-// VaultAuth says how a vault sink logs in. Only the keys of Method are set;
-// the auth mount and, for kubernetes, the JWT path carry their defaults.
-type VaultAuth struct {
-	// Method is "token", "approle" or "kubernetes".
-	Method   string
-	Token    secret.Secret
-	RoleID   string
-	SecretID secret.Secret
-	Mount    string
-	Role     string
-	JWTPath  string
+// TargetConfig is one entry of `targets:`: which tokens to keep rotated,
+// how, and where their secrets go. Kind selects which of Select and Tokens
+// (api-token), PATs (pat) or Edge (edge) apply.
+type TargetConfig struct {
+	Name string `yaml:"name"`
+	// Kind is api-token (the default), pat or edge.
+	Kind   string            `yaml:"kind"`
+	Select *SelectConfig     `yaml:"select"`
+	Tokens []APITokenConfig  `yaml:"tokens"`
+	PATs   []PATConfig       `yaml:"pats"`
+	Edge   []EdgeTokenConfig `yaml:"edge"`
+	Sinks  []DestConfig      `yaml:"sinks"`
+	// Overwrite lets destinations replace secrets the rotator did not write.
+	Overwrite bool          `yaml:"overwrite"`
+	Policy    *PolicyConfig `yaml:"policy"`
 }
 
-// Vault auth methods.
-const (
-	VaultAuthToken      = "token"
-	VaultAuthAppRole    = "approle"
-	VaultAuthKubernetes = "kubernetes"
-)
+// SelectConfig discovers API tokens; empty lists match everything.
+type SelectConfig struct {
+	Projects     []string `yaml:"projects"`
+	Environments []string `yaml:"environments"`
+	Types        []string `yaml:"types"`
+	// Name is a regular expression on the token name.
+	Name string `yaml:"name"`
+}
+
+// APITokenConfig declares an API token, created when missing.
+type APITokenConfig struct {
+	Name        string   `yaml:"name"`
+	Type        string   `yaml:"type"`
+	Projects    []string `yaml:"projects"`
+	Environment string   `yaml:"environment"`
+}
+
+// PATConfig declares a personal access token.
+type PATConfig struct {
+	// Owner is "user" or "service-account:<id>".
+	Owner       string `yaml:"owner"`
+	Description string `yaml:"description"`
+}
+
+// EdgeTokenConfig declares an Edge token.
+type EdgeTokenConfig struct {
+	Environment string   `yaml:"environment"`
+	Projects    []string `yaml:"projects"`
+}
+
+// DestConfig is where a target's tokens go: a sink and a path template.
+type DestConfig struct {
+	Sink string `yaml:"sink"`
+	Path string `yaml:"path"`
+}
+
+// PolicyConfig is the written form of a [rotation.Policy]: each key set
+// replaces the one below it (the built-in defaults, then `defaults:`, then
+// a target's `policy:`).
+type PolicyConfig struct {
+	RenewBeforePercent *int            `yaml:"renew_before_percent"`
+	RenewBefore        *field.Duration `yaml:"renew_before"`
+	Lifetime           *field.Duration `yaml:"lifetime"`
+	NoExpiry           *string         `yaml:"no_expiry"`
+	Retire             RetireConfig    `yaml:"retire"`
+}
+
+// RetireConfig is the `retire:` part of a [PolicyConfig].
+type RetireConfig struct {
+	Mode           *string         `yaml:"mode"`
+	Grace          *field.Duration `yaml:"grace"`
+	ExpireDelay    *field.Duration `yaml:"expire_delay"`
+	UnseenFor      *field.Duration `yaml:"unseen_for"`
+	RequireNewSeen *bool           `yaml:"require_new_seen"`
+}
+
+// over returns p with the keys o sets. renew_before and
+// renew_before_percent are alternatives: setting one alone clears the other.
+func (o PolicyConfig) over(p rotation.Policy) rotation.Policy {
+	set := func(dst *time.Duration, v *field.Duration) {
+		if v != nil {
+			*dst = time.Duration(*v)
+		}
+	}
+	if o.RenewBefore != nil && o.RenewBeforePercent == nil {
+		p.RenewBeforePercent = 0
+	}
+	if o.RenewBeforePercent != nil && o.RenewBefore == nil {
+		p.RenewBefore = 0
+	}
+	if o.RenewBeforePercent != nil {
+		p.RenewBeforePercent = *o.RenewBeforePercent
+	}
+	set(&p.RenewBefore, o.RenewBefore)
+	set(&p.Lifetime, o.Lifetime)
+	if o.NoExpiry != nil {
+		p.NoExpiry = rotation.NoExpiryMode(*o.NoExpiry)
+	}
+	r := o.Retire
+	if r.Mode != nil {
+		p.Retire = rotation.RetireMode(*r.Mode)
+	}
+	set(&p.Grace, r.Grace)
+	set(&p.ExpireDelay, r.ExpireDelay)
+	set(&p.UnseenFor, r.UnseenFor)
+	if r.RequireNewSeen != nil {
+		p.RequireNewSeen = *r.RequireNewSeen
+	}
+	return p
+}
 
 // Metrics says where Prometheus metrics go. Empty strings disable each.
 type Metrics struct {
-	// Listen is the host:port `rotator run` serves /metrics on.
-	Listen      string
-	Pushgateway string
-	Textfile    string
+	// Listen is the host:port `rotator run` serves /metrics on. It defaults
+	// to ":9464"; an explicit "" turns the server off.
+	Listen      string `yaml:"listen"`
+	Pushgateway string `yaml:"pushgateway"`
+	Textfile    string `yaml:"textfile"`
 }
 
-// Notify configures the failure webhook. A zero WebhookURL disables it; the
-// URL is a secret because webhook URLs embed their credential.
+// Notify configures the webhook sent when rotations fail.
 type Notify struct {
-	WebhookURL secret.Secret
-	Timeout    time.Duration
+	// WebhookURLFile holds the URL, which is a credential.
+	WebhookURLFile string `yaml:"webhook_url_file"`
+	// WebhookURL is set from ROTATOR_NOTIFY_WEBHOOK_URL or read from
+	// WebhookURLFile; zero disables notifications.
+	WebhookURL secret.Secret  `yaml:"-"`
+	Timeout    field.Duration `yaml:"timeout"`
 }
 
 // Log configures the logger.
 type Log struct {
-	Level slog.Level
-	// Format is "auto", "text" or "json".
-	Format string
+	// Level is debug, info, warn or error.
+	Level string `yaml:"level"`
+	// Format is auto (text on a terminal, JSON otherwise), text or json.
+	Format string `yaml:"format"`
 }
 
-// The defaults documented in config.example.yaml. Policy defaults are
-// [rotation.DefaultPolicy].
-const (
-	defaultUnleashTimeout = 30 * time.Second
-	defaultListing        = "auto"
-	defaultEdgeClientID   = "enterprise-edge"
-	defaultSchedule       = "@every 1h"
-	defaultTimezone       = "UTC"
-	defaultPassTimeout    = 15 * time.Minute
-	defaultConcurrency    = 4
-	defaultMetricsListen  = ":9464"
-	defaultNotifyTimeout  = 10 * time.Second
-	defaultLogLevel       = "info"
-	defaultLogFormat      = "auto"
-
-	defaultFileFormat    = "raw"
-	defaultFileMode      = "0600"
-	defaultEnvKey        = "UNLEASH_API_TOKEN"
-	defaultJSONKey       = "token"
-	defaultReloadSignal  = "SIGHUP"
-	defaultReloadTimeout = 10 * time.Second
-
-	defaultVaultTimeout    = 30 * time.Second
-	defaultVaultMount      = "secret"
-	defaultVaultKVVersion  = 2
-	defaultVaultField      = "token"
-	defaultVaultAuthMethod = VaultAuthToken
-	defaultAppRoleMount    = "approle"
-	defaultKubernetesMount = "kubernetes"
-	defaultJWTPath         = "/var/run/secrets/kubernetes.io/serviceaccount/token"
-)
-
-// Default returns a configuration holding every default: no sinks, no
-// targets, no Unleash URL or credential. Load starts from the same values.
+// Default returns the configuration every file is decoded onto: every
+// default, no sinks, no targets, no Unleash URL or credential.
 func Default() *Config {
-	return &Config{
-		Unleash: Unleash{
-			Timeout: defaultUnleashTimeout,
-			Listing: defaultListing,
-		},
-		Schedule:    defaultSchedule,
-		Timezone:    time.UTC,
-		Interval:    time.Hour,
-		PassTimeout: defaultPassTimeout,
-		Concurrency: defaultConcurrency,
-		LockDir:     DefaultLockDir(),
-		Metrics:     Metrics{Listen: defaultMetricsListen},
-		Notify:      Notify{Timeout: defaultNotifyTimeout},
-		Log:         Log{Level: slog.LevelInfo, Format: defaultLogFormat},
+	c := &Config{
+		Schedule:    "@every 1h",
+		Timezone:    "UTC",
+		PassTimeout: field.Duration(15 * time.Minute),
+		Concurrency: 4,
+		Lock:        Lock{Type: "file"},
+		Metrics:     Metrics{Listen: ":9464"},
+		Notify:      Notify{Timeout: field.Duration(10 * time.Second)},
+		Log:         Log{Level: "info", Format: "auto"},
 	}
+	c.Unleash.SetDefaults()
+	return c
 }
 
 // DefaultLockDir returns the lock directory used when none is configured:

@@ -2,7 +2,6 @@ package config
 
 import (
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,23 +24,21 @@ func TestEnvOverrides(t *testing.T) {
 	t.Setenv("ROTATOR_LOCK_DIR", "/run/env-lock")
 	t.Setenv("ROTATOR_CONFIG", "/etc/rotator.yaml")
 
-	cfg, err := Load("testdata/valid-base.yaml")
-	require.NoError(t, err)
+	cfg := loadAll(t, "testdata/valid-base.yaml")
 	assert.Equal(t, "https://env.example.com", cfg.Unleash.URL)
-	assert.Equal(t, "env-token", cfg.Unleash.Token.Reveal(), "the environment wins over unleash.token")
+	assert.Equal(t, "env-token", cfg.Unleash.Token.Reveal(), "the environment wins over unleash.token_file")
 	assert.Equal(t, "*/30 * * * *", cfg.Schedule)
 	assert.Equal(t, 30*time.Minute, cfg.Interval)
-	assert.Equal(t, slog.LevelWarn, cfg.Log.Level)
+	assert.Equal(t, "warn", cfg.Log.Level)
 	assert.Equal(t, "json", cfg.Log.Format)
 	assert.Empty(t, cfg.Metrics.Listen)
-	assert.Equal(t, "/run/env-lock", cfg.LockDir)
+	assert.Equal(t, "/run/env-lock", cfg.Lock.Dir)
 }
 
 func TestEnvTokenFile(t *testing.T) {
-	t.Setenv("ROTATOR_UNLEASH_TOKEN_FILE", "testdata/unleash-token")
-	cfg, err := Load("testdata/valid-base.yaml")
-	require.NoError(t, err)
-	assert.Equal(t, "unleash-file-token-9c2e", cfg.Unleash.Token.Reveal(), "read, trailing newline trimmed")
+	t.Setenv("ROTATOR_UNLEASH_TOKEN_FILE", "testdata/edge-secret")
+	cfg := loadAll(t, "testdata/valid-base.yaml")
+	assert.Equal(t, "c2VjcmV0LWVkZ2Uta2V5", cfg.Unleash.Token.Reveal(), "the variable's file, not token_file; trailing newline trimmed")
 }
 
 func TestEnvIgnoresUnprefixedVariables(t *testing.T) {
@@ -50,9 +47,8 @@ func TestEnvIgnoresUnprefixedVariables(t *testing.T) {
 	t.Setenv("VAULT_TOKEN", "not-ours-either")
 	t.Setenv("SCHEDULE", "@daily")
 	t.Setenv("LOG_LEVEL", "bogus")
-	cfg, err := Load("testdata/valid-base.yaml")
-	require.NoError(t, err)
-	assert.Equal(t, "test-token", cfg.Unleash.Token.Reveal())
+	cfg := loadAll(t, "testdata/valid-base.yaml")
+	assert.Equal(t, "unleash-file-token-9c2e", cfg.Unleash.Token.Reveal())
 	assert.Equal(t, "@every 1h", cfg.Schedule)
 	assert.Equal(t, "vault-test-token-7f3a", cfg.Sinks[1].Vault.Auth.Token.Reveal())
 }
@@ -61,25 +57,25 @@ func TestEnvIgnoresUnprefixedVariables(t *testing.T) {
 // their token from testdata unless the environment gives one.
 const vaultSinks = `unleash:
   url: https://unleash.example.com
-  token: test-token
+  token_file: testdata/unleash-token
 sinks:
-  - {name: files, type: file, dir: /tmp}
+  - {name: files, file: {dir: /tmp}}
   - name: vault-a
-    type: vault
-    address: https://a.example.com
-    auth: {method: token, token_file: testdata/vault-token}
+    vault:
+      address: https://a.example.com
+      auth: {method: token, token_file: testdata/vault-token}
   - name: vault-b
-    type: vault
-    address: https://b.example.com
-    auth: {method: token}
+    vault:
+      address: https://b.example.com
+      auth: {method: token}
   - name: vault-k8s
-    type: vault
-    address: https://c.example.com
-    auth: {method: kubernetes, role: rotator}
+    vault:
+      address: https://c.example.com
+      auth: {method: kubernetes, role: rotator}
   - name: vault-approle
-    type: vault
-    address: https://d.example.com
-    auth: {method: approle}
+    vault:
+      address: https://d.example.com
+      auth: {method: approle}
 targets:
   - name: app
     tokens: [{name: app, type: backend, projects: [default], environment: production}]
@@ -92,6 +88,7 @@ func TestEnvVaultCredentials(t *testing.T) {
 	t.Setenv("ROTATOR_VAULT_SECRET_ID_FILE", "testdata/unleash-token")
 	cfg, err := Parse([]byte(vaultSinks), "v.yaml")
 	require.NoError(t, err)
+	require.NoError(t, cfg.ReadSecrets())
 	a, b, k8s, approle := cfg.Sinks[1].Vault.Auth, cfg.Sinks[2].Vault.Auth, cfg.Sinks[3].Vault.Auth, cfg.Sinks[4].Vault.Auth
 	assert.Equal(t, "env-vault-token", a.Token.Reveal(), "the environment wins over auth.token_file")
 	assert.Equal(t, "env-vault-token", b.Token.Reveal())
@@ -104,15 +101,15 @@ func TestEnvVaultCredentials(t *testing.T) {
 
 func TestEnvVaultCredentialsMissing(t *testing.T) {
 	_, err := Parse([]byte(vaultSinks), "v.yaml")
-	ps := problems(t, err)
+	ps := problemsOf(t, err)
 	keys := make([]string, len(ps))
 	for i, p := range ps {
 		keys[i] = p.Key + ": " + p.Message
 	}
 	assert.ElementsMatch(t, []string{
-		"sinks[2].auth: auth method token needs a token: set auth.token_file, ROTATOR_VAULT_TOKEN or ROTATOR_VAULT_TOKEN_FILE",
-		"sinks[4].auth: auth method approle needs a role id: set auth.role_id or ROTATOR_VAULT_ROLE_ID",
-		"sinks[4].auth: auth method approle needs a secret id: set auth.secret_id_file, ROTATOR_VAULT_SECRET_ID or ROTATOR_VAULT_SECRET_ID_FILE",
+		"sinks[2].vault.auth: auth method token needs a token: set auth.token_file, ROTATOR_VAULT_TOKEN or ROTATOR_VAULT_TOKEN_FILE",
+		"sinks[4].vault.auth: auth method approle needs a role id: set auth.role_id or ROTATOR_VAULT_ROLE_ID",
+		"sinks[4].vault.auth: auth method approle needs a secret id: set auth.secret_id_file, ROTATOR_VAULT_SECRET_ID or ROTATOR_VAULT_SECRET_ID_FILE",
 	}, keys)
 }
 
@@ -161,8 +158,11 @@ func TestEnvProblems(t *testing.T) {
 			for k, v := range tt.env {
 				t.Setenv(k, v)
 			}
-			_, err := Load("testdata/valid-base.yaml")
-			problems(t, err)
+			cfg, err := Load("testdata/valid-base.yaml")
+			if err == nil {
+				err = cfg.ReadSecrets()
+			}
+			problemsOf(t, err)
 			assert.Equal(t, tt.want, strings.Split(err.Error(), "\n"))
 		})
 	}
@@ -215,13 +215,13 @@ func TestNoSecretInErrors(t *testing.T) {
     client_secret_file: %s
 sinks:
   - name: v
-    type: vault
-    address: https://vault.example.com
-    auth: {method: token, token_file: %s}
+    vault:
+      address: https://vault.example.com
+      auth: {method: token, token_file: %s}
   - name: a
-    type: vault
-    address: https://vault.example.com
-    auth: {method: approle, secret_id_file: %s, role_id: r}
+    vault:
+      address: https://vault.example.com
+      auth: {method: approle, secret_id_file: %s, role_id: r}
 targets:
   - name: e
     kind: edge
@@ -231,7 +231,12 @@ notify:
   webhook_url: %s
 `, url, secrets["unleash-yaml"], unleashFile, edgeFile, vaultFile, secretIDFile, secrets["webhook-yaml"])
 	}
+	// Each secret-file variant alone, so that ReadSecrets runs (Load
+	// succeeds) and reports what the files hold.
+	filesOnly := fmt.Sprintf("unleash:\n  url: https://unleash.example.com\n  token_file: %s\n  edge: {client_secret_file: %s}\n"+
+		"notify: {webhook_url_file: %s}\n", unleashFile, edgeFile, webhookFile)
 	configs := []string{
+		filesOnly,
 		yamlFor("https://admin:" + secrets["url-password"] + "@unleash.example.com"),
 		yamlFor("https://admin:" + secrets["url-password"] + "@unleash.example.com:notaport"),
 		yamlFor("ftp://admin:" + secrets["url-password"] + "@unleash.example.com/api"),
@@ -262,9 +267,12 @@ notify:
 		for k, v := range env {
 			t.Setenv(k, v)
 		}
-		for j, cfg := range configs {
-			_, err := Parse([]byte(cfg), "leak.yaml")
-			ps := problems(t, err)
+		for j, text := range configs {
+			cfg, err := Parse([]byte(text), "leak.yaml")
+			if err == nil {
+				err = cfg.ReadSecrets()
+			}
+			ps := problemsOf(t, err)
 			texts := []string{err.Error(), fmt.Sprintf("%v", err), fmt.Sprintf("%+v", ps), fmt.Sprintf("%#v", ps)}
 			for _, text := range texts {
 				for name, s := range secrets {
@@ -287,8 +295,7 @@ func TestSecretFileInHome(t *testing.T) {
 	t.Setenv("HOME", home)
 	require.NoError(t, os.WriteFile(filepath.Join(home, ".unleash-token"), []byte("home-token\n"), 0o600))
 	t.Setenv("ROTATOR_UNLEASH_TOKEN_FILE", "~/.unleash-token")
-	cfg, err := Load("testdata/valid-base.yaml")
-	require.NoError(t, err)
+	cfg := loadAll(t, "testdata/valid-base.yaml")
 	assert.Equal(t, "home-token", cfg.Unleash.Token.Reveal())
 }
 
@@ -305,4 +312,13 @@ func TestKubernetesServiceVariablesAreNotTypos(t *testing.T) {
 	require.ErrorAs(t, err, &cerr)
 	require.Len(t, cerr.Problems, 1, "only the real typo")
 	assert.Contains(t, cerr.Problems[0].Message, "ROTATOR_PORTT")
+}
+
+// loadAll loads path and reads its secrets, failing the test on a problem.
+func loadAll(t *testing.T, path string) *Config {
+	t.Helper()
+	cfg, err := Load(path)
+	require.NoError(t, err)
+	require.NoError(t, cfg.ReadSecrets())
+	return cfg
 }

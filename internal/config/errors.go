@@ -2,10 +2,12 @@ package config
 
 import (
 	"cmp"
-	"fmt"
+	"errors"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/unleash-rotator/unleash-rotator/internal/field"
 )
 
 // Error is returned for an invalid configuration. It lists every problem
@@ -54,74 +56,89 @@ func (p Problem) String() string {
 	return b.String()
 }
 
-// checker collects problems and knows where each key path came from: a line
-// of the file, or an environment variable that overrode it.
-type checker struct {
-	file   string
-	lines  map[string]int    // key path → line
-	origin map[string]string // key path → the environment variable that set it
-	// bad holds the key paths whose value could not be decoded: the
-	// problem is reported once, not again by every check of the value.
-	bad      map[string]bool
-	problems []Problem
+// Summary is the header of a report of e: "invalid configuration (2
+// problems)".
+func (e *Error) Summary() string {
+	if len(e.Problems) == 1 {
+		return "invalid configuration (1 problem)"
+	}
+	return "invalid configuration (" + strconv.Itoa(len(e.Problems)) + " problems)"
 }
 
-func newChecker(file string) *checker {
-	return &checker{file: file, lines: map[string]int{}, origin: map[string]string{}, bad: map[string]bool{}}
+// problems collects what is wrong, each located by the locator.
+type problems struct {
+	*locator
+	list []Problem
+	// bad holds the key paths whose value could not be decoded: the
+	// problem is reported once, not again by every check of the value.
+	bad map[string]bool
+}
+
+func newProblems(file string) *problems {
+	return &problems{locator: newLocator(file), bad: map[string]bool{}}
 }
 
 // at records a problem with the value at key path path. A value the
 // environment set is reported under the variable's name; otherwise under
-// the path, at the line of the path or of its nearest ancestor in the file.
-// A value that could not be decoded has been reported already, and is not
-// again.
-func (c *checker) at(path, format string, args ...any) {
-	for p := path; p != ""; p = parentPath(p) {
-		if c.bad[p] {
+// the path, at the line of the path or of its nearest ancestor. Problems
+// under a path that could not be decoded are dropped: that was reported.
+func (p *problems) at(path, msg string) {
+	for q := path; q != ""; q = parentPath(q) {
+		if p.bad[q] {
 			return
 		}
 	}
-	msg := fmt.Sprintf(format, args...)
-	if env, ok := c.origin[path]; ok {
-		c.add(Problem{Key: env, Message: msg})
+	if env, ok := p.origin[path]; ok {
+		p.add(Problem{Key: env, Message: msg})
 		return
 	}
-	c.add(Problem{File: c.file, Line: c.line(path), Key: path, Message: msg})
+	p.add(Problem{File: p.file, Line: p.line(path), Key: path, Message: msg})
 }
 
-// atLine records a problem at an explicit line.
-func (c *checker) atLine(line int, path, format string, args ...any) {
-	c.add(Problem{File: c.file, Line: line, Key: path, Message: fmt.Sprintf(format, args...)})
+// badUnder reports whether a value at or under path could not be decoded.
+func (p *problems) badUnder(path string) bool {
+	for q := range p.bad {
+		if q == path || strings.HasPrefix(q, path+".") || strings.HasPrefix(q, path+"[") {
+			return true
+		}
+	}
+	return false
+}
+
+// atf is at with a format.
+func (p *problems) atf(path, format string, args ...any) {
+	p.at(path, field.Errorf("", format, args...).Message)
+}
+
+// fields records the field errors of err, rooted at path (where the
+// part that reported them sits in the file).
+func (p *problems) fields(path string, err error) {
+	for _, e := range field.All(err) {
+		var fe *field.Error
+		if errors.As(e, &fe) {
+			p.at(field.Path(path, fe.Path), fe.Message)
+		} else {
+			p.at(path, e.Error())
+		}
+	}
 }
 
 // env records a problem with the environment itself.
-func (c *checker) env(format string, args ...any) {
-	c.add(Problem{Message: fmt.Sprintf(format, args...)})
-}
+func (p *problems) env(msg string) { p.add(Problem{Message: msg}) }
 
-func (c *checker) add(p Problem) {
-	if !slices.Contains(c.problems, p) {
-		c.problems = append(c.problems, p)
+func (p *problems) add(pr Problem) {
+	if !slices.Contains(p.list, pr) {
+		p.list = append(p.list, pr)
 	}
-}
-
-// line returns the line of path, or of its nearest ancestor, or 0.
-func (c *checker) line(path string) int {
-	for p := path; p != ""; p = parentPath(p) {
-		if l, ok := c.lines[p]; ok {
-			return l
-		}
-	}
-	return 0
 }
 
 // err returns the problems as an [*Error], ordered by line (problems
 // without a line last, in the order found), or nil.
-func (c *checker) err() error {
-	if len(c.problems) == 0 {
+func (p *problems) err() error {
+	if len(p.list) == 0 {
 		return nil
 	}
-	ps := slices.Clone(c.problems)
+	ps := slices.Clone(p.list)
 	order := func(p Problem) int {
 		if p.Line == 0 {
 			return int(^uint(0) >> 1)
@@ -131,17 +148,6 @@ func (c *checker) err() error {
 	slices.SortStableFunc(ps, func(a, b Problem) int { return cmp.Compare(order(a), order(b)) })
 	return &Error{Problems: ps}
 }
-
-// joinPath appends key to path.
-func joinPath(path, key string) string {
-	if path == "" {
-		return key
-	}
-	return path + "." + key
-}
-
-// indexPath appends an index to path.
-func indexPath(path string, i int) string { return path + "[" + strconv.Itoa(i) + "]" }
 
 // parentPath strips the last key or index of path.
 func parentPath(path string) string {

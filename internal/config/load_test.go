@@ -3,24 +3,25 @@ package config
 import (
 	"errors"
 	"io/fs"
-	"log/slog"
-	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/unleash-rotator/unleash-rotator/internal/field"
 	"github.com/unleash-rotator/unleash-rotator/internal/rotation"
 	"github.com/unleash-rotator/unleash-rotator/internal/secret"
+	"github.com/unleash-rotator/unleash-rotator/internal/sinks/file"
+	"github.com/unleash-rotator/unleash-rotator/internal/sinks/vault"
+	"github.com/unleash-rotator/unleash-rotator/internal/unleash"
 )
 
-// problems returns the problems of err, failing the test if it is not an
+// problemsOf returns the problems of err, failing the test if it is not an
 // [*Error].
-func problems(t *testing.T, err error) []Problem {
+func problemsOf(t *testing.T, err error) []Problem {
 	t.Helper()
 	var ce *Error
 	require.ErrorAs(t, err, &ce)
@@ -29,44 +30,42 @@ func problems(t *testing.T, err error) []Problem {
 }
 
 func TestLoadExample(t *testing.T) {
-	// Not parallel: the example takes its secrets from the environment.
-	t.Setenv("ROTATOR_UNLEASH_TOKEN", "example-unleash-token")
-	t.Setenv("ROTATOR_UNLEASH_EDGE_CLIENT_SECRET", "c2VjcmV0LWVkZ2Uta2V5")
-
+	t.Parallel()
 	cfg, err := Load("../../config.example.yaml")
-	require.NoError(t, err)
+	require.NoError(t, err, "the example validates without its secrets, as `check --offline` does in CI")
 
 	assert.Equal(t, "../../config.example.yaml", cfg.Path)
-	assert.Equal(t, "https://unleash.example.com", cfg.Unleash.URL)
-	assert.Equal(t, "example-unleash-token", cfg.Unleash.Token.Reveal(), "the environment wins over token_file")
-	assert.False(t, cfg.Unleash.Bearer)
-	assert.Equal(t, 30*time.Second, cfg.Unleash.Timeout)
-	assert.Equal(t, "auto", cfg.Unleash.Listing)
-	require.NotNil(t, cfg.Unleash.Edge)
-	assert.Equal(t, "enterprise-edge", cfg.Unleash.Edge.ClientID)
-	assert.Equal(t, "c2VjcmV0LWVkZ2Uta2V5", cfg.Unleash.Edge.ClientSecret.Reveal())
+	u := cfg.Unleash
+	assert.Equal(t, "https://unleash.example.com", u.URL)
+	assert.Equal(t, "/var/run/secrets/unleash/token", u.TokenFile)
+	assert.True(t, u.Token.IsZero(), "Load reads no secret")
+	assert.Equal(t, "raw", u.AuthScheme)
+	assert.Equal(t, field.Duration(30*time.Second), u.Timeout)
+	assert.Equal(t, "auto", u.Listing)
+	assert.Equal(t, "enterprise-edge", u.Edge.ClientID)
 
 	assert.Equal(t, "@every 1h", cfg.Schedule)
-	assert.Equal(t, time.UTC, cfg.Timezone)
+	assert.Equal(t, time.UTC, cfg.Location)
 	assert.Equal(t, time.Hour, cfg.Interval)
-	assert.Equal(t, time.Duration(0), cfg.Jitter)
-	assert.Equal(t, 15*time.Minute, cfg.PassTimeout)
+	assert.Equal(t, field.Duration(0), cfg.Jitter)
+	assert.Equal(t, field.Duration(15*time.Minute), cfg.PassTimeout)
 	assert.Equal(t, 4, cfg.Concurrency)
-	assert.Equal(t, DefaultLockDir(), cfg.LockDir)
+	assert.Equal(t, Lock{Type: "file", Dir: DefaultLockDir()}, cfg.Lock)
 	assert.Equal(t, Metrics{Listen: ":9464"}, cfg.Metrics)
 	assert.True(t, cfg.Notify.WebhookURL.IsZero())
-	assert.Equal(t, 10*time.Second, cfg.Notify.Timeout)
-	assert.Equal(t, Log{Level: slog.LevelInfo, Format: "auto"}, cfg.Log)
+	assert.Equal(t, field.Duration(10*time.Second), cfg.Notify.Timeout)
+	assert.Equal(t, Log{Level: "info", Format: "auto"}, cfg.Log)
 
 	require.Len(t, cfg.Sinks, 2)
-	assert.Equal(t, Sink{Name: "files", Type: "file", File: &FileSink{
+	assert.Equal(t, Sink{Name: "files", File: &file.Config{
 		Dir: "/var/run/unleash-tokens", Format: "env", Key: "UNLEASH_API_TOKEN",
 		Fields: map[string]string{"UNLEASH_URL": "https://unleash.example.com/api"}, Mode: 0o600,
-	}}, cfg.Sinks[0], "no reload: the example has no command and no pid_file")
-	assert.Equal(t, Sink{Name: "vault", Type: "vault", Vault: &VaultSink{
-		Address: "https://vault.example.com:8200", Timeout: 30 * time.Second, Mount: "secret", KVVersion: 2,
+		Reload: file.Reload{Command: []string{}, Signal: "SIGHUP", Timeout: field.Duration(10 * time.Second)},
+	}}, cfg.Sinks[0])
+	assert.Equal(t, Sink{Name: "vault", Vault: &vault.Config{
+		Address: "https://vault.example.com:8200", Timeout: field.Duration(30 * time.Second), Mount: "secret", KVVersion: 2,
 		Field: "token", Fields: map[string]string{"url": "https://unleash.example.com/api", "expires_at": "{{.ExpiresAt}}"},
-		Auth: VaultAuth{Method: "kubernetes", Role: "unleash-rotator", Mount: "kubernetes",
+		Auth: vault.Auth{Method: "kubernetes", Role: "unleash-rotator", Mount: "kubernetes",
 			JWTPath: "/var/run/secrets/kubernetes.io/serviceaccount/token"},
 	}}, cfg.Sinks[1])
 
@@ -119,13 +118,27 @@ func TestLoadExample(t *testing.T) {
 	assert.Equal(t, defaults, edge.Policy)
 }
 
-func TestLoadExampleNeedsSecrets(t *testing.T) {
+func TestExampleSecrets(t *testing.T) {
+	// Not parallel: the secrets come from the environment.
+	t.Setenv("ROTATOR_UNLEASH_TOKEN", "example-unleash-token")
+	t.Setenv("ROTATOR_UNLEASH_EDGE_CLIENT_SECRET", "c2VjcmV0LWVkZ2Uta2V5")
+	cfg, err := Load("../../config.example.yaml")
+	require.NoError(t, err)
+	require.NoError(t, cfg.ReadSecrets())
+	assert.Equal(t, "example-unleash-token", cfg.Unleash.Token.Reveal())
+	assert.Empty(t, cfg.Unleash.TokenFile, "the environment wins over token_file")
+	assert.Equal(t, "c2VjcmV0LWVkZ2Uta2V5", cfg.Unleash.Edge.ClientSecret.Reveal())
+}
+
+func TestExampleSecretFilesMissing(t *testing.T) {
 	t.Parallel()
-	_, err := Load("../../config.example.yaml")
-	ps := problems(t, err)
+	cfg, err := Load("../../config.example.yaml")
+	require.NoError(t, err)
+	err = cfg.ReadSecrets()
+	ps := problemsOf(t, err)
 	text := err.Error()
-	assert.Contains(t, text, "/var/run/secrets/unleash/token", "the token file is read when the environment gives no token")
-	assert.Contains(t, text, "edge targets need the Edge client secret")
+	assert.Contains(t, text, "config.example.yaml:34: unleash.token_file: cannot read secret file: open /var/run/secrets/unleash/token")
+	assert.Contains(t, text, "unleash.edge.client_secret_file: cannot read secret file")
 	assert.Len(t, ps, 2)
 }
 
@@ -133,13 +146,15 @@ func TestLoadValidBase(t *testing.T) {
 	t.Parallel()
 	cfg, err := Load("testdata/valid-base.yaml")
 	require.NoError(t, err)
-	assert.Equal(t, "test-token", cfg.Unleash.Token.Reveal())
+	require.NoError(t, cfg.ReadSecrets())
+	assert.Equal(t, "unleash-file-token-9c2e", cfg.Unleash.Token.Reveal())
 	require.Len(t, cfg.Sinks, 2)
-	assert.Equal(t, "raw", cfg.Sinks[0].File.Format, "raw is the default format")
+	assert.Equal(t, file.FormatRaw, cfg.Sinks[0].File.Format, "raw is the default format")
 	assert.Empty(t, cfg.Sinks[0].File.Key)
-	assert.Equal(t, os.FileMode(0o600), cfg.Sinks[0].File.Mode)
-	assert.Equal(t, VaultAuth{Method: "token", Token: secret.New("vault-test-token-7f3a")}, cfg.Sinks[1].Vault.Auth,
+	assert.Equal(t, file.Mode(0o600), cfg.Sinks[0].File.Mode)
+	assert.Equal(t, vault.Auth{Method: "token", TokenFile: "testdata/vault-token", Token: secret.New("vault-test-token-7f3a")}, cfg.Sinks[1].Vault.Auth,
 		"the token method gets no mount or JWT path, which the sink would refuse")
+	assert.Empty(t, cfg.Warnings())
 }
 
 func TestLoadMissingFile(t *testing.T) {
@@ -152,125 +167,126 @@ func TestLoadMissingFile(t *testing.T) {
 
 // TestInvalidFiles loads testdata/invalid-*.yaml, each the valid base with
 // one mistake, and checks the one problem reported: its line, key and
-// message.
+// message. The mistakes in secret files show when the secrets are read.
 func TestInvalidFiles(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		file string
-		line int
-		key  string
-		msg  string
+		file    string
+		line    int
+		key     string
+		msg     string
+		secrets bool // found by ReadSecrets, not Load
 	}{
 		// unleash
-		{"unleash-url-missing", 1, "unleash.url", "is required"},
-		{"unleash-url-scheme", 2, "unleash.url", "must be an http:// or https:// URL"},
-		{"unleash-url-api", 2, "unleash.url", "must not end in /api"},
-		{"unleash-url-credentials", 2, "unleash.url", "must not contain credentials"},
-		{"unleash-token-missing", 1, "unleash", "an Unleash token is required"},
-		{"unleash-token-both", 4, "unleash.token_file", "set unleash.token or unleash.token_file, not both"},
-		{"unleash-auth-scheme", 4, "unleash.auth_scheme", `must be raw or bearer, got "basic"`},
-		{"unleash-timeout", 4, "unleash.timeout", "must be longer than 0"},
-		{"unleash-listing", 4, "unleash.listing", `must be auto, global or projects, got "all"`},
+		{file: "unleash-url-missing", line: 1, key: "unleash.url", msg: "is required"},
+		{file: "unleash-url-scheme", line: 2, key: "unleash.url", msg: "must be an http:// or https:// URL"},
+		{file: "unleash-url-api", line: 2, key: "unleash.url", msg: "must not end in /api"},
+		{file: "unleash-url-credentials", line: 2, key: "unleash.url", msg: "must not contain credentials"},
+		{file: "unleash-token-missing", line: 1, key: "unleash", msg: "an Unleash token is required"},
+		{file: "unleash-token-inline", line: 3, key: "unleash.token", msg: "secrets do not go in the configuration file"},
+		{file: "unleash-auth-scheme", line: 4, key: "unleash.auth_scheme", msg: `must be raw or bearer, got "basic"`},
+		{file: "unleash-timeout", line: 4, key: "unleash.timeout", msg: "must be longer than 0"},
+		{file: "unleash-listing", line: 4, key: "unleash.listing", msg: `must be auto, global or projects, got "all"`},
 		// scheduling
-		{"schedule", 24, "schedule", `invalid schedule "61 * * * *": end of range (61) above maximum (59)`},
-		{"schedule-never", 24, "schedule", "never runs"},
-		{"timezone", 24, "timezone", `unknown time zone "Mars/Olympus_Mons"`},
-		{"jitter-negative", 24, "jitter", "must not be negative"},
-		{"jitter-interval", 25, "jitter", "must be shorter than the schedule's interval (30m0s)"},
-		{"concurrency", 24, "concurrency", "must be at least 1"},
-		{"pass-timeout", 24, "pass_timeout", "must be longer than 0"},
+		{file: "schedule", line: 24, key: "schedule", msg: `invalid schedule "61 * * * *": end of range (61) above maximum (59)`},
+		{file: "schedule-never", line: 24, key: "schedule", msg: "never runs"},
+		{file: "timezone", line: 24, key: "timezone", msg: `unknown time zone "Mars/Olympus_Mons"`},
+		{file: "jitter-negative", line: 24, key: "jitter", msg: "must not be negative"},
+		{file: "jitter-interval", line: 25, key: "jitter", msg: "must be shorter than the schedule's interval (30m0s)"},
+		{file: "concurrency", line: 24, key: "concurrency", msg: "must be at least 1"},
+		{file: "pass-timeout", line: 24, key: "pass_timeout", msg: "must be longer than 0"},
 		// sinks
-		{"sink-name-empty", 8, "sinks[1].name", "is required"},
-		{"sink-name-chars", 8, "sinks[1].name", `"Vault!" is not a valid sink name`},
-		{"sink-name-duplicate", 8, "sinks[1].name", `sink "files" is already defined at sinks[0]`},
-		{"sink-type", 6, "sinks[0].type", `must be file or vault, got "s3"`},
-		{"sink-type-missing", 5, "sinks[0].type", "is required: file or vault"},
-		{"file-dir", 5, "sinks[0].dir", "is required"},
-		{"file-format", 8, "sinks[0].format", `must be raw, env or json, got "yaml"`},
-		{"file-key-raw", 9, "sinks[0].key", "does not apply to format raw"},
-		{"file-fields-raw", 8, "sinks[0].fields", "do not apply to format raw"},
-		{"file-mode", 8, "sinks[0].mode", `must be an octal file mode such as "0600", got "0999"`},
-		{"file-mode-range", 8, "sinks[0].mode", "must be at most 0777"},
-		{"file-reload-timeout", 10, "sinks[0].reload.timeout", "must be longer than 0"},
-		{"file-reload-signal", 10, "sinks[0].reload.signal", `unknown signal "SIGKILL"`},
-		{"file-reload-command", 9, "sinks[0].reload.command[0]", "the program to run is empty"},
-		{"vault-address-missing", 8, "sinks[1].address", "is required"},
-		{"vault-address-scheme", 10, "sinks[1].address", "must be an http:// or https:// URL"},
-		{"vault-timeout", 11, "sinks[1].timeout", "must be longer than 0"},
-		{"vault-mount", 11, "sinks[1].mount", "must name the KV mount"},
-		{"vault-kv-version", 11, "sinks[1].kv_version", "must be 1 or 2, got 3"},
-		{"vault-field", 11, "sinks[1].field", "must name the data key"},
-		{"vault-fields-template", 12, "sinks[1].fields.expires", "can't evaluate field Expires"},
-		{"vault-fields-parse", 12, "sinks[1].fields.expires", "unclosed action"},
-		{"vault-fields-token-field", 12, "sinks[1].fields.token", `"token" is the field that holds the token`},
-		{"vault-auth-method", 12, "sinks[1].auth.method", `must be token, approle or kubernetes, got "ldap"`},
-		{"vault-auth-token", 11, "sinks[1].auth", "auth method token needs a token"},
-		{"vault-auth-approle", 11, "sinks[1].auth", "auth method approle needs a secret id"},
-		{"vault-auth-kubernetes", 11, "sinks[1].auth.role", "is required by auth method kubernetes"},
-		{"vault-auth-not-for-method", 14, "sinks[1].auth.role", "does not apply to auth method token"},
+		{file: "sink-name-empty", line: 8, key: "sinks[1].name", msg: "is required"},
+		{file: "sink-name-chars", line: 8, key: "sinks[1].name", msg: `"Vault!" is not a valid sink name`},
+		{file: "sink-name-duplicate", line: 8, key: "sinks[1].name", msg: `sink "files" is already defined at sinks[0]`},
+		{file: "sink-type", line: 6, key: "sinks[0].s3", msg: `unknown key "s3": a sink's type is file or vault`},
+		{file: "sink-type-missing", line: 5, key: "sinks[0]", msg: "a sink needs its type as a key: file or vault"},
+		{file: "file-dir", line: 6, key: "sinks[0].file.dir", msg: "is required"},
+		{file: "file-format", line: 8, key: "sinks[0].file.format", msg: `must be raw, env or json, got "yaml"`},
+		{file: "file-key-raw", line: 9, key: "sinks[0].file.key", msg: "does not apply to format raw"},
+		{file: "file-fields-raw", line: 8, key: "sinks[0].file.fields", msg: "do not apply to format raw"},
+		{file: "file-mode", line: 8, key: "sinks[0].file.mode", msg: `must be an octal file mode such as "0600", got "0999"`},
+		{file: "file-mode-range", line: 8, key: "sinks[0].file.mode", msg: "must be at most 0777"},
+		{file: "file-reload-timeout", line: 10, key: "sinks[0].file.reload.timeout", msg: "must be longer than 0"},
+		{file: "file-reload-signal", line: 10, key: "sinks[0].file.reload.signal", msg: `unknown signal "SIGKILL"`},
+		{file: "file-reload-command", line: 9, key: "sinks[0].file.reload.command[0]", msg: "the program to run is empty"},
+		{file: "vault-address-missing", line: 9, key: "sinks[1].vault.address", msg: "is required"},
+		{file: "vault-address-scheme", line: 10, key: "sinks[1].vault.address", msg: "must be an http:// or https:// URL"},
+		{file: "vault-timeout", line: 11, key: "sinks[1].vault.timeout", msg: "must be longer than 0"},
+		{file: "vault-mount", line: 11, key: "sinks[1].vault.mount", msg: "must name the KV mount"},
+		{file: "vault-kv-version", line: 11, key: "sinks[1].vault.kv_version", msg: "must be 1 or 2, got 3"},
+		{file: "vault-field", line: 11, key: "sinks[1].vault.field", msg: "must name the data key"},
+		{file: "vault-fields-template", line: 12, key: "sinks[1].vault.fields.expires", msg: "can't evaluate field Expires"},
+		{file: "vault-fields-parse", line: 12, key: "sinks[1].vault.fields.expires", msg: "unclosed action"},
+		{file: "vault-fields-token-field", line: 12, key: "sinks[1].vault.fields.token", msg: `"token" is the field that holds the token`},
+		{file: "vault-auth-method", line: 12, key: "sinks[1].vault.auth.method", msg: `must be token, approle or kubernetes, got "ldap"`},
+		{file: "vault-auth-token", line: 11, key: "sinks[1].vault.auth", msg: "auth method token needs a token"},
+		{file: "vault-auth-approle", line: 11, key: "sinks[1].vault.auth", msg: "auth method approle needs a secret id"},
+		{file: "vault-auth-kubernetes", line: 11, key: "sinks[1].vault.auth.role", msg: "is required by auth method kubernetes"},
+		{file: "vault-auth-not-for-method", line: 14, key: "sinks[1].vault.auth.role", msg: "does not apply to auth method token"},
 		// targets
-		{"target-name-empty", 15, "targets[0].name", "is required"},
-		{"target-name-duplicate", 24, "targets[1].name", `target "app" is already defined at targets[0]`},
-		{"target-kind", 16, "targets[0].kind", `must be api-token, pat or edge, got "token"`},
-		{"target-sinks-missing", 15, "targets[0].sinks", "a target needs at least one sink"},
-		{"target-sink-unknown", 22, "targets[0].sinks[0].sink", `no sink is named "file" (did you mean "files"?)`},
-		{"target-path", 23, "targets[0].sinks[0].path", `path has a ".." segment`},
-		{"target-path-field", 23, "targets[0].sinks[0].path", "can't evaluate field Naem"},
-		{"apitoken-empty", 15, "targets[0]", "an api-token target needs select"},
-		{"select-name", 17, "targets[0].select.name", "invalid regular expression"},
-		{"select-types", 17, "targets[0].select.types[1]", `must be backend, frontend or client, got "admin"`},
-		{"token-name", 17, "targets[0].tokens[0].name", "is required"},
-		{"token-type", 18, "targets[0].tokens[0].type", `must be backend, frontend or client, got "admin"`},
-		{"token-projects-empty", 19, "targets[0].tokens[0].projects", "must list at least one project"},
-		{"token-projects-star", 19, "targets[0].tokens[0].projects", `"*" (all projects) must be alone`},
-		{"token-environment-empty", 17, "targets[0].tokens[0].environment", "is required"},
-		{"token-environment-star", 20, "targets[0].tokens[0].environment", `must name one environment, not "*"`},
-		{"pat-empty", 24, "targets[1].pats", "a pat target needs at least one entry in pats"},
-		{"pat-owner", 27, "targets[1].pats[0].owner", `got "service-account:0"`},
-		{"pat-description", 28, "targets[1].pats[0].description", "is required"},
-		{"pat-duplicate", 29, "targets[1].pats[1]", `PAT "ci-pipeline" of service-account:42 is already declared at targets[1].pats[0]`},
-		{"edge-entries", 26, "targets[1].edge", "an edge target needs at least one entry in edge"},
-		{"edge-environment", 29, "targets[1].edge[0].environment", "is required"},
-		{"edge-projects", 30, "targets[1].edge[0].projects", "must list at least one project"},
-		{"edge-secret", 25, "targets[1].kind", "edge targets need the Edge client secret"},
-		{"edge-secret-format", 5, "unleash.edge.client_secret_file", "is not base64url"},
-		{"edge-client-id", 6, "unleash.edge.client_id", "without spaces or colons"},
-		{"edge-policy", 34, "targets[1].policy", "key policy applies to api-token and pat targets, not edge targets"},
+		{file: "target-name-empty", line: 15, key: "targets[0].name", msg: "is required"},
+		{file: "target-name-duplicate", line: 24, key: "targets[1].name", msg: `target "app" is already defined at targets[0]`},
+		{file: "target-kind", line: 16, key: "targets[0].kind", msg: `must be api-token, pat or edge, got "token"`},
+		{file: "target-sinks-missing", line: 15, key: "targets[0].sinks", msg: "a target needs at least one sink"},
+		{file: "target-sink-unknown", line: 22, key: "targets[0].sinks[0].sink", msg: `no sink is named "file" (did you mean "files"?)`},
+		{file: "target-path", line: 23, key: "targets[0].sinks[0].path", msg: `path has a ".." segment`},
+		{file: "target-path-field", line: 23, key: "targets[0].sinks[0].path", msg: "can't evaluate field Naem"},
+		{file: "apitoken-empty", line: 15, key: "targets[0]", msg: "an api-token target needs select"},
+		{file: "select-name", line: 17, key: "targets[0].select.name", msg: "invalid regular expression"},
+		{file: "select-types", line: 17, key: "targets[0].select.types[1]", msg: `must be backend, frontend or client, got "admin"`},
+		{file: "token-name", line: 17, key: "targets[0].tokens[0].name", msg: "is required"},
+		{file: "token-type", line: 18, key: "targets[0].tokens[0].type", msg: `must be backend, frontend or client, got "admin"`},
+		{file: "token-projects-empty", line: 19, key: "targets[0].tokens[0].projects", msg: "must list at least one project"},
+		{file: "token-projects-star", line: 19, key: "targets[0].tokens[0].projects", msg: `"*" (all projects) must be alone`},
+		{file: "token-environment-empty", line: 17, key: "targets[0].tokens[0].environment", msg: "is required"},
+		{file: "token-environment-star", line: 20, key: "targets[0].tokens[0].environment", msg: `must name one environment, not "*"`},
+		{file: "pat-empty", line: 24, key: "targets[1].pats", msg: "a pat target needs at least one entry in pats"},
+		{file: "pat-owner", line: 27, key: "targets[1].pats[0].owner", msg: `got "service-account:0"`},
+		{file: "pat-description", line: 28, key: "targets[1].pats[0].description", msg: "is required"},
+		{file: "pat-duplicate", line: 29, key: "targets[1].pats[1]", msg: `PAT "ci-pipeline" of service-account:42 is already declared at targets[1].pats[0]`},
+		{file: "edge-entries", line: 26, key: "targets[1].edge", msg: "an edge target needs at least one entry in edge"},
+		{file: "edge-environment", line: 29, key: "targets[1].edge[0].environment", msg: "is required"},
+		{file: "edge-projects", line: 30, key: "targets[1].edge[0].projects", msg: "must list at least one project"},
+		{file: "edge-secret", line: 25, key: "targets[1].kind", msg: "edge targets need the Edge client secret"},
+		{file: "edge-secret-format", line: 5, key: "unleash.edge.client_secret_file", msg: "is not base64url", secrets: true},
+		{file: "edge-client-id", line: 6, key: "unleash.edge.client_id", msg: "without spaces or colons"},
+		{file: "edge-policy", line: 34, key: "targets[1].policy", msg: "key policy applies to api-token and pat targets, not edge targets"},
 		// policies
-		{"policy-lifetime", 24, "targets[0].policy", "lifetime 24h0m0s is too short"},
-		{"policy-retire-mode", 24, "targets[0].policy", `unknown retire mode "revoke"`},
-		{"policy-no-expiry", 24, "targets[0].policy", `unknown no_expiry mode "ignore"`},
-		{"policy-renew-both", 24, "targets[0].policy", "set renew_before or renew_before_percent, not both"},
-		{"policy-pat-expire", 32, "targets[1].policy", `retire mode "expire" does not work for PATs`},
-		{"defaults", 24, "defaults", "unseen_for must exceed 3m0s"},
+		{file: "policy-lifetime", line: 24, key: "targets[0].policy", msg: "lifetime 24h0m0s is too short"},
+		{file: "policy-retire-mode", line: 24, key: "targets[0].policy", msg: `unknown retire mode "revoke"`},
+		{file: "policy-no-expiry", line: 24, key: "targets[0].policy", msg: `unknown no_expiry mode "ignore"`},
+		{file: "policy-renew-both", line: 24, key: "targets[0].policy", msg: "set renew_before or renew_before_percent, not both"},
+		{file: "policy-pat-expire", line: 32, key: "targets[1].policy", msg: `retire mode "expire" does not work for PATs`},
+		{file: "defaults", line: 24, key: "defaults", msg: "unseen_for must exceed 3m0s"},
 		// metrics, notify, log
-		{"metrics-listen", 25, "metrics.listen", `must be host:port, such as :9464, got "9464"`},
-		{"metrics-pushgateway", 25, "metrics.pushgateway", "must be an http:// or https:// URL"},
-		{"notify-url", 25, "notify.webhook_url", "the webhook URL must be an http:// or https:// URL"},
-		{"notify-timeout", 25, "notify.timeout", "must be longer than 0"},
-		{"log-level", 25, "log.level", `must be debug, info, warn or error, got "verbose"`},
-		{"log-format", 25, "log.format", `must be auto, text or json, got "xml"`},
+		{file: "metrics-listen", line: 25, key: "metrics.listen", msg: `must be host:port, such as :9464, got "9464"`},
+		{file: "metrics-pushgateway", line: 25, key: "metrics.pushgateway", msg: "must be an http:// or https:// URL"},
+		{file: "notify-url", line: 25, key: "notify.webhook_url_file", msg: "the webhook URL must be an http:// or https:// URL", secrets: true},
+		{file: "notify-timeout", line: 25, key: "notify.timeout", msg: "must be longer than 0"},
+		{file: "log-level", line: 25, key: "log.level", msg: `must be debug, info, warn or error, got "verbose"`},
+		{file: "log-format", line: 25, key: "log.format", msg: `must be auto, text or json, got "xml"`},
 		// shapes and types
-		{"type-duration", 25, "targets[0].policy.lifetime", `invalid duration "yes"`},
-		{"type-int", 24, "concurrency", `expected an integer, got "four"`},
-		{"type-bool", 24, "targets[0].overwrite", `expected true or false, got "maybe"`},
-		{"type-list", 19, "targets[0].tokens[0].projects", "expected a list, got a single value"},
-		{"type-mapping", 24, "metrics", "expected a mapping, got a single value"},
-		{"empty", 0, "", "the file is empty"},
-		{"not-mapping", 1, "", "the file must be a mapping of configuration keys"},
-		{"syntax", 3, "", "invalid YAML: did not find expected ',' or ']'"},
-		{"duplicate-key", 4, "unleash.url", `key "url" is given twice (first at line 2)`},
-		{"multi-document", 24, "", "more than one YAML document"},
+		{file: "type-duration", line: 25, key: "targets[0].policy.lifetime", msg: `invalid duration "yes"`},
+		{file: "type-int", line: 24, key: "concurrency", msg: `expected an integer, got "four"`},
+		{file: "type-bool", line: 24, key: "targets[0].overwrite", msg: `expected true or false, got "maybe"`},
+		{file: "type-list", line: 19, key: "targets[0].tokens[0].projects", msg: "expected a list, got a single value"},
+		{file: "type-mapping", line: 24, key: "metrics", msg: "expected a mapping, got a single value"},
+		{file: "empty", line: 0, key: "", msg: "the file is empty"},
+		{file: "not-mapping", line: 1, key: "", msg: "the file must be a mapping of configuration keys"},
+		{file: "syntax", line: 3, key: "", msg: "invalid YAML: did not find expected ',' or ']'"},
+		{file: "duplicate-key", line: 4, key: "unleash.url", msg: `key "url" is given twice (first at line 2)`},
+		{file: "multi-document", line: 24, key: "", msg: "more than one YAML document"},
 		// unknown keys
-		{"unknown-top", 24, "schedul", `unknown key "schedul" (did you mean "schedule"?)`},
-		{"unknown-nested", 26, "defaults.retire.grce", `unknown key "grce" (did you mean "grace"?)`},
-		{"unknown-sink-variant", 8, "sinks[0].address", "key address applies to vault sinks, not file sinks"},
-		{"unknown-target-variant", 16, "targets[0].pats", "key pats applies to pat targets, not api-token targets"},
-		{"unknown-policy", 25, "targets[0].policy.renew_befor", `unknown key "renew_befor" (did you mean "renew_before"?)`},
-		{"unknown-far", 11, "sinks[1].kv_vresion", `unknown key "kv_vresion" (did you mean "kv_version"?)`},
+		{file: "unknown-top", line: 24, key: "schedul", msg: `unknown key "schedul" (did you mean "schedule"?)`},
+		{file: "unknown-nested", line: 26, key: "defaults.retire.grce", msg: `unknown key "grce" (did you mean "grace"?)`},
+		{file: "unknown-sink-variant", line: 8, key: "sinks[0].file.address", msg: "key address applies to vault sinks, not file sinks"},
+		{file: "unknown-target-variant", line: 16, key: "targets[0].pats", msg: "key pats applies to pat targets, not api-token targets"},
+		{file: "unknown-policy", line: 25, key: "targets[0].policy.renew_befor", msg: `unknown key "renew_befor" (did you mean "renew_before"?)`},
+		{file: "unknown-far", line: 11, key: "sinks[1].vault.kv_vresion", msg: `unknown key "kv_vresion" (did you mean "kv_version"?)`},
 		// secret files
-		{"secret-file-missing", 13, "sinks[1].auth.token_file", "cannot read secret file: open testdata/does-not-exist"},
-		{"secret-file-empty", 13, "sinks[1].auth.token_file", "secret file testdata/empty-secret is empty"},
+		{file: "secret-file-missing", line: 13, key: "sinks[1].vault.auth.token_file", msg: "cannot read secret file: open testdata/does-not-exist", secrets: true},
+		{file: "secret-file-empty", line: 13, key: "sinks[1].vault.auth.token_file", msg: "secret file testdata/empty-secret is empty", secrets: true},
 	}
 	files, err := filepath.Glob("testdata/invalid-*.yaml")
 	require.NoError(t, err)
@@ -280,8 +296,12 @@ func TestInvalidFiles(t *testing.T) {
 		tested[path] = true
 		t.Run(tt.file, func(t *testing.T) {
 			t.Parallel()
-			_, err := Load(path)
-			ps := problems(t, err)
+			cfg, err := Load(path)
+			if tt.secrets {
+				require.NoError(t, err, "Load reads no secret file")
+				err = cfg.ReadSecrets()
+			}
+			ps := problemsOf(t, err)
 			require.Len(t, ps, 1, "one mistake, one problem: %v", err)
 			p := ps[0]
 			assert.Equal(t, path, p.File)
@@ -298,11 +318,11 @@ func TestInvalidFiles(t *testing.T) {
 func TestAllProblemsAtOnce(t *testing.T) {
 	t.Parallel()
 	_, err := Load("testdata/invalid-many.yaml")
-	ps := problems(t, err)
+	ps := problemsOf(t, err)
 	f := "testdata/invalid-many.yaml"
 	assert.Equal(t, []Problem{
 		{File: f, Line: 2, Key: "unleash.url", Message: "must be an http:// or https:// URL"},
-		{File: f, Line: 6, Key: "sinks[0].type", Message: `must be file or vault, got "s3"`},
+		{File: f, Line: 6, Key: "sinks[0].s3", Message: `unknown key "s3": a sink's type is file or vault`},
 		{File: f, Line: 23, Key: "targets[0].sinks[0].path", Message: `path template "/abs" renders "/abs": path must be relative (no leading /)`},
 		{File: f, Line: 24, Key: "concurrency", Message: "must be at least 1, got 0"},
 		{File: f, Line: 26, Key: "log.level", Message: `must be debug, info, warn or error, got "loud"`},
@@ -310,12 +330,16 @@ func TestAllProblemsAtOnce(t *testing.T) {
 	}, ps)
 	assert.Equal(t, strings.Join([]string{
 		f + ":2: unleash.url: must be an http:// or https:// URL",
-		f + `:6: sinks[0].type: must be file or vault, got "s3"`,
+		f + `:6: sinks[0].s3: unknown key "s3": a sink's type is file or vault`,
 		f + `:23: targets[0].sinks[0].path: path template "/abs" renders "/abs": path must be relative (no leading /)`,
 		f + ":24: concurrency: must be at least 1, got 0",
 		f + `:26: log.level: must be debug, info, warn or error, got "loud"`,
 		f + `:27: unknown: unknown key "unknown"`,
 	}, "\n"), err.Error())
+	var ce *Error
+	require.ErrorAs(t, err, &ce)
+	assert.Equal(t, "invalid configuration (6 problems)", ce.Summary())
+	assert.Equal(t, "invalid configuration (1 problem)", (&Error{Problems: ps[:1]}).Summary())
 }
 
 func TestUnknownKeys(t *testing.T) {
@@ -331,12 +355,14 @@ func TestUnknownKeys(t *testing.T) {
 			`x.yaml:3: defaults.retire.unseen: unknown key "unseen" (did you mean "unseen_for"?)`},
 		{"no suggestion", "unleash:\n  url: https://u.example.com\n  colour: blue\n",
 			`x.yaml:3: unleash.colour: unknown key "colour"`},
-		{"file key in a vault sink", "sinks:\n  - name: v\n    type: vault\n    address: https://v.example.com\n    dir: /x\n",
-			"x.yaml:5: sinks[0].dir: key dir applies to file sinks, not vault sinks"},
-		{"vault key in a file sink, before the type", "sinks:\n  - name: f\n    kv_version: 2\n    type: file\n",
-			"x.yaml:3: sinks[0].kv_version: key kv_version applies to vault sinks, not file sinks"},
-		{"misspelt key of a file sink", "sinks:\n  - name: f\n    type: file\n    formt: env\n",
-			`x.yaml:4: sinks[0].formt: unknown key "formt" (did you mean "format"?)`},
+		{"file key in a vault sink", "sinks:\n  - name: v\n    vault:\n      address: https://v.example.com\n      dir: /x\n",
+			"x.yaml:5: sinks[0].vault.dir: key dir applies to file sinks, not vault sinks"},
+		{"a sink in the old shape", "sinks:\n  - name: f\n    type: file\n    dir: /x\n",
+			"x.yaml:3: sinks[0].type: a sink's settings go under its type: write `file:` (or `vault:`) and indent the settings under it"},
+		{"a setting outside its type", "sinks:\n  - name: f\n    file: {}\n    format: env\n",
+			"x.yaml:4: sinks[0].format: key format is a setting of the sink's type: indent it under `file:`"},
+		{"misspelt key of a file sink", "sinks:\n  - name: f\n    file:\n      formt: env\n",
+			`x.yaml:4: sinks[0].file.formt: unknown key "formt" (did you mean "format"?)`},
 		{"select in a pat target", "targets:\n  - name: t\n    kind: pat\n    select: {}\n",
 			"x.yaml:4: targets[0].select: key select applies to api-token targets, not pat targets"},
 		{"edge in the default kind", "targets:\n  - name: t\n    edge: []\n",
@@ -347,6 +373,10 @@ func TestUnknownKeys(t *testing.T) {
 			`x.yaml:5: targets[0].pats[0].ownr: unknown key "ownr" (did you mean "owner"?)`},
 		{"misspelt key in a policy", "targets:\n  - name: t\n    policy:\n      retire:\n        mdoe: delete\n",
 			`x.yaml:5: targets[0].policy.retire.mdoe: unknown key "mdoe" (did you mean "mode"?)`},
+		{"a webhook URL in the file", "notify:\n  webhook_url: https://hooks.example.com/T0/B0/s3cr3t\n",
+			"x.yaml:2: notify.webhook_url: the webhook URL is a credential and does not go in the configuration file: use notify.webhook_url_file, ROTATOR_NOTIFY_WEBHOOK_URL or ROTATOR_NOTIFY_WEBHOOK_URL_FILE"},
+		{"a vault token in the file", "sinks:\n  - name: v\n    vault:\n      auth: {token: hvs.s3cr3t}\n",
+			"x.yaml:4: sinks[0].vault.auth.token: secrets do not go in the configuration file: use auth.token_file, ROTATOR_VAULT_TOKEN or ROTATOR_VAULT_TOKEN_FILE"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -354,6 +384,7 @@ func TestUnknownKeys(t *testing.T) {
 			_, err := Parse([]byte(tt.yaml), "x.yaml")
 			require.Error(t, err)
 			assert.Contains(t, strings.Split(err.Error(), "\n"), tt.want)
+			assert.NotContains(t, err.Error(), "s3cr3t")
 		})
 	}
 }
@@ -376,28 +407,28 @@ func TestErrorFormat(t *testing.T) {
 func TestDefault(t *testing.T) {
 	t.Parallel()
 	d := Default()
-	assert.Equal(t, Unleash{Timeout: 30 * time.Second, Listing: "auto"}, d.Unleash)
+	assert.Equal(t, unleash.Config{AuthScheme: "raw", Timeout: field.Duration(30 * time.Second), Listing: "auto",
+		Edge: unleash.EdgeConfig{ClientID: "enterprise-edge"}}, d.Unleash)
 	assert.Equal(t, "@every 1h", d.Schedule)
-	assert.Equal(t, time.UTC, d.Timezone)
-	assert.Equal(t, time.Hour, d.Interval)
-	assert.Equal(t, 15*time.Minute, d.PassTimeout)
+	assert.Equal(t, "UTC", d.Timezone)
+	assert.Equal(t, field.Duration(15*time.Minute), d.PassTimeout)
 	assert.Equal(t, 4, d.Concurrency)
-	assert.NotEmpty(t, d.LockDir)
+	assert.Equal(t, Lock{Type: "file"}, d.Lock)
 	assert.Empty(t, d.Sinks)
-	assert.Empty(t, d.Targets)
+	assert.Empty(t, d.TargetConfigs)
 	assert.Equal(t, Metrics{Listen: ":9464"}, d.Metrics)
-	assert.Equal(t, Notify{Timeout: 10 * time.Second}, d.Notify)
-	assert.Equal(t, Log{Level: slog.LevelInfo, Format: "auto"}, d.Log)
+	assert.Equal(t, Notify{Timeout: field.Duration(10 * time.Second)}, d.Notify)
+	assert.Equal(t, Log{Level: "info", Format: "auto"}, d.Log)
 }
 
 // base is a valid configuration that the tests of Parse extend.
 const base = `unleash:
   url: https://unleash.example.com/
-  token: test-token
+  token_file: testdata/unleash-token
 sinks:
   - name: files
-    type: file
-    dir: /tmp
+    file:
+      dir: /tmp
 targets:
   - name: app
     tokens:
@@ -413,74 +444,70 @@ func TestParseBuilds(t *testing.T) {
 		yaml  string
 		check func(t *testing.T, c *Config)
 	}{
-		{"trailing slash of the URL dropped", base, func(t *testing.T, c *Config) {
-			assert.Equal(t, "https://unleash.example.com", c.Unleash.URL)
+		{"the URL as written", base, func(t *testing.T, c *Config) {
+			assert.Equal(t, "https://unleash.example.com/", c.Unleash.URL, "the client adds or drops the trailing slash")
 		}},
-		{"unleash options", strings.Replace(base, "  token: test-token\n", "  token: test-token\n  auth_scheme: bearer\n  listing: projects\n  timeout: 5s\n  ca_file: /etc/ca.pem\n", 1),
+		{"unleash options", strings.Replace(base, "  token_file: testdata/unleash-token\n", "  token_file: testdata/unleash-token\n  auth_scheme: bearer\n  listing: projects\n  timeout: 5s\n  ca_file: /etc/ca.pem\n", 1),
 			func(t *testing.T, c *Config) {
-				assert.True(t, c.Unleash.Bearer)
+				assert.Equal(t, "bearer", c.Unleash.AuthScheme)
 				assert.Equal(t, "projects", c.Unleash.Listing)
-				assert.Equal(t, 5*time.Second, c.Unleash.Timeout)
+				assert.Equal(t, field.Duration(5*time.Second), c.Unleash.Timeout)
 				assert.Equal(t, "/etc/ca.pem", c.Unleash.CAFile)
-				assert.Nil(t, c.Unleash.Edge)
+				assert.False(t, c.Unleash.Edge.Configured())
 			}},
 		{"scheduling", base + "schedule: \"0 3 * * 1\"\ntimezone: Europe/Paris\njitter: 10m\nconcurrency: 8\nlock:\n  dir: /run/rotator\n",
 			func(t *testing.T, c *Config) {
-				assert.Equal(t, "Europe/Paris", c.Timezone.String())
+				assert.Equal(t, "Europe/Paris", c.Location.String())
 				assert.Equal(t, 7*day+time.Hour, c.Interval, "the week the clocks go back")
-				assert.Equal(t, 10*time.Minute, c.Jitter)
+				assert.Equal(t, field.Duration(10*time.Minute), c.Jitter)
 				assert.Equal(t, 8, c.Concurrency)
-				assert.Equal(t, "/run/rotator", c.LockDir)
+				assert.Equal(t, "/run/rotator", c.Lock.Dir)
 			}},
-		{"file sink formats and reload", strings.Replace(base, "    dir: /tmp\n", `    dir: /tmp
+		{"file sink formats and reload", strings.Replace(base, "      dir: /tmp\n", `      dir: /tmp
   - name: env
-    type: file
-    dir: /tmp
-    format: env
-    mode: "0640"
-    reload:
-      command: [systemctl, reload, app]
-      signal: USR1
+    file:
+      dir: /tmp
+      format: env
+      mode: "0640"
+      reload:
+        command: [systemctl, reload, app]
+        signal: USR1
   - name: json
-    type: file
-    dir: /tmp
-    format: json
-    reload:
-      pid_file: /run/app.pid
-  - name: noreload
-    type: file
-    dir: /tmp
-    reload:
-      signal: SIGTERM
-`, 1), func(t *testing.T, c *Config) {
-			require.Len(t, c.Sinks, 4)
-			env, json, noreload := c.Sinks[1].File, c.Sinks[2].File, c.Sinks[3].File
-			assert.Equal(t, "UNLEASH_API_TOKEN", env.Key)
-			assert.Equal(t, os.FileMode(0o640), env.Mode)
-			assert.Equal(t, &Reload{Command: []string{"systemctl", "reload", "app"}, Signal: syscall.SIGUSR1, Timeout: 10 * time.Second}, env.Reload)
-			assert.Equal(t, "token", json.Key)
-			assert.Equal(t, &Reload{PIDFile: "/run/app.pid", Signal: syscall.SIGHUP, Timeout: 10 * time.Second}, json.Reload)
-			assert.Nil(t, noreload.Reload, "neither a command nor a pid file")
-		}},
-		{"vault auth defaults", strings.Replace(base, "    dir: /tmp\n", `    dir: /tmp
-  - name: approle
-    type: vault
-    address: http://127.0.0.1:8200
-    kv_version: 1
-    auth:
-      method: approle
-      role_id: r
-      secret_id_file: testdata/vault-token
-  - name: k8s
-    type: vault
-    address: https://vault:8200
-    auth: {method: kubernetes, role: rotator}
+    file:
+      dir: /tmp
+      format: json
+      mode: 0o600
+      reload:
+        pid_file: /run/app.pid
 `, 1), func(t *testing.T, c *Config) {
 			require.Len(t, c.Sinks, 3)
-			assert.Equal(t, VaultAuth{Method: "approle", RoleID: "r", SecretID: secret.New("vault-test-token-7f3a"), Mount: "approle"}, c.Sinks[1].Vault.Auth)
+			env, json := c.Sinks[1].File, c.Sinks[2].File
+			assert.Equal(t, file.Mode(0o640), env.Mode)
+			assert.Equal(t, file.Reload{Command: []string{"systemctl", "reload", "app"}, Signal: "USR1", Timeout: field.Duration(10 * time.Second)}, env.Reload)
+			assert.Equal(t, file.Mode(0o600), json.Mode)
+			assert.Equal(t, file.Reload{PIDFile: "/run/app.pid", Signal: "SIGHUP", Timeout: field.Duration(10 * time.Second)}, json.Reload)
+			assert.Equal(t, []string{"sink env writes files with mode 0640: users other than the owner can read the tokens; prefer 0600 (or 0640 with a group the consumers share)"}, c.Warnings())
+		}},
+		{"vault auth", strings.Replace(base, "      dir: /tmp\n", `      dir: /tmp
+  - name: approle
+    vault:
+      address: http://127.0.0.1:8200
+      kv_version: 1
+      auth:
+        method: approle
+        role_id: r
+        secret_id_file: testdata/vault-token
+  - name: k8s
+    vault:
+      address: https://vault:8200
+      auth: {method: kubernetes, role: rotator}
+`, 1), func(t *testing.T, c *Config) {
+			require.Len(t, c.Sinks, 3)
+			assert.Equal(t, vault.Auth{Method: "approle", RoleID: "r", SecretIDFile: "testdata/vault-token"}, c.Sinks[1].Vault.Auth)
 			assert.Equal(t, 1, c.Sinks[1].Vault.KVVersion)
-			assert.Equal(t, VaultAuth{Method: "kubernetes", Role: "rotator", Mount: "kubernetes",
-				JWTPath: "/var/run/secrets/kubernetes.io/serviceaccount/token"}, c.Sinks[2].Vault.Auth)
+			assert.Equal(t, vault.Auth{Method: "kubernetes", Role: "rotator"}, c.Sinks[2].Vault.Auth, "the method's mount and JWT path are the sink's to fill")
+			require.NoError(t, c.ReadSecrets())
+			assert.Equal(t, "vault-test-token-7f3a", c.Sinks[1].Vault.Auth.SecretID.Reveal())
 		}},
 		{"selector and specs normalised", base + `  - name: sel
     select:
@@ -516,19 +543,28 @@ func TestParseBuilds(t *testing.T) {
 				assert.True(t, p.RequireNewSeen)
 				assert.Equal(t, 24*time.Hour, p.Grace)
 			}},
-		{"null values keep the defaults", base + "metrics:\n  listen:\nlog:\n", func(t *testing.T, c *Config) {
+		{"an explicit zero grace is kept", base + "    policy:\n      retire: {mode: delete, grace: 0s}\n", func(t *testing.T, c *Config) {
+			assert.Equal(t, time.Duration(0), c.Targets[0].Policy.Grace)
+		}},
+		{"an absent key keeps its default", base + "metrics:\n  pushgateway: http://pgw:9091\nlog: {}\n", func(t *testing.T, c *Config) {
 			assert.Equal(t, ":9464", c.Metrics.Listen)
 			assert.Equal(t, "auto", c.Log.Format)
 		}},
-		{"log, metrics and notify", base + "log:\n  level: debug\n  format: json\nmetrics:\n  listen: \"\"\n  pushgateway: http://pgw:9091\n  textfile: /var/lib/node/rotator.prom\nnotify:\n  webhook_url: https://hooks.example.com/x\n  timeout: 5s\n",
+		{"log, metrics and notify", base + "log:\n  level: debug\n  format: json\nmetrics:\n  listen: \"\"\n  pushgateway: http://pgw:9091\n  textfile: /var/lib/node/rotator.prom\nnotify:\n  webhook_url_file: testdata/unleash-token\n  timeout: 5s\n",
 			func(t *testing.T, c *Config) {
-				assert.Equal(t, Log{Level: slog.LevelDebug, Format: "json"}, c.Log)
-				assert.Equal(t, Metrics{Pushgateway: "http://pgw:9091", Textfile: "/var/lib/node/rotator.prom"}, c.Metrics)
-				assert.Equal(t, "https://hooks.example.com/x", c.Notify.WebhookURL.Reveal())
-				assert.Equal(t, 5*time.Second, c.Notify.Timeout)
+				assert.Equal(t, Log{Level: "debug", Format: "json"}, c.Log)
+				assert.Equal(t, Metrics{Pushgateway: "http://pgw:9091", Textfile: "/var/lib/node/rotator.prom"}, c.Metrics, "an explicit empty listen turns the server off")
+				assert.Equal(t, "testdata/unleash-token", c.Notify.WebhookURLFile)
+				assert.Equal(t, field.Duration(5*time.Second), c.Notify.Timeout)
 			}},
 		{"anchors and aliases", base + "defaults: &d\n  lifetime: 40d\n", func(t *testing.T, c *Config) {
 			assert.Equal(t, 40*day, c.Targets[0].Policy.Lifetime)
+		}},
+		{"plain http to another host is allowed, with a warning", strings.Replace(base, "https://unleash.example.com/", "http://unleash.example.com", 1), func(t *testing.T, c *Config) {
+			assert.Equal(t, []string{"unleash.url is plain http to another host: the admin credential and every new token cross the network unencrypted; use https"}, c.Warnings())
+		}},
+		{"plain http on loopback is not warned about", strings.Replace(base, "https://unleash.example.com/", "http://127.0.0.1:4242", 1), func(t *testing.T, c *Config) {
+			assert.Empty(t, c.Warnings())
 		}},
 	}
 	for _, tt := range tests {
@@ -545,15 +581,15 @@ func TestParseBuilds(t *testing.T) {
 func TestEdgeCredentialsOnlyWithASecret(t *testing.T) {
 	t.Parallel()
 	withEdge := func(edge string) []byte {
-		return []byte(strings.Replace(base, "  token: test-token\n", "  token: test-token\n  edge:\n"+edge, 1))
+		return []byte(strings.Replace(base, "  token_file: testdata/unleash-token\n", "  token_file: testdata/unleash-token\n  edge:\n"+edge, 1))
 	}
 	c, err := Parse(withEdge("    client_id: enterprise-edge\n"), "e.yaml")
 	require.NoError(t, err)
-	assert.Nil(t, c.Unleash.Edge, "no secret, no edge target: nothing to sign with, and nothing needs it")
+	assert.False(t, c.Unleash.Edge.Configured(), "no secret, no edge target: nothing to sign with, and nothing needs it")
 
 	c, err = Parse(withEdge("    client_id: my-edge\n    client_secret_file: testdata/edge-secret\n"), "e.yaml")
 	require.NoError(t, err)
-	require.NotNil(t, c.Unleash.Edge)
+	require.NoError(t, c.ReadSecrets())
 	assert.Equal(t, "my-edge", c.Unleash.Edge.ClientID)
 	assert.Equal(t, "c2VjcmV0LWVkZ2Uta2V5", c.Unleash.Edge.ClientSecret.Reveal())
 }

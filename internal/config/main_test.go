@@ -4,6 +4,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestMain clears the ROTATOR_ variables of the shell running the tests:
@@ -17,3 +18,5 @@ func TestMain(m *testing.M) {
 	}
 	os.Exit(m.Run())
 }
+
+const day = 24 * time.Hour

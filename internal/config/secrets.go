@@ -1,137 +1,137 @@
 package config
 
 import (
+	"encoding/base64"
 	"fmt"
 	"io"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/unleash-rotator/unleash-rotator/internal/field"
 	"github.com/unleash-rotator/unleash-rotator/internal/secret"
 )
+
+// ReadSecrets reads the secret files the configuration names (the Unleash
+// token, the Edge secret, Vault credentials, the webhook URL) into the
+// secrets they hold, and checks what it read. [Load] never reads them, so
+// that `rotator check --offline` validates a configuration without its
+// secrets, in CI for example. It returns an [*Error] with every file that
+// cannot be read or holds something unusable; no message ever quotes what a
+// file holds.
+func (c *Config) ReadSecrets() error {
+	p := &problems{locator: c.where, bad: map[string]bool{}}
+	if p.locator == nil {
+		p.locator = newLocator(c.Path)
+	}
+	read := func(path, file string, dst *secret.Secret) bool {
+		if file == "" {
+			return !dst.IsZero()
+		}
+		v, err := readSecretFile(file)
+		if err != nil {
+			p.at(path, err.Error())
+			return false
+		}
+		*dst = v
+		return true
+	}
+	u := &c.Unleash
+	read("unleash.token_file", u.TokenFile, &u.Token)
+	if read("unleash.edge.client_secret_file", u.Edge.ClientSecretFile, &u.Edge.ClientSecret) && !isBase64URL(u.Edge.ClientSecret.Reveal()) {
+		p.at(pick(u.Edge.ClientSecretFile != "", "unleash.edge.client_secret_file", "ROTATOR_UNLEASH_EDGE_CLIENT_SECRET"),
+			"the Edge client secret is not base64url: it is the Unleash server's EDGE_CLIENT_SECRET")
+	}
+	for i, s := range c.Sinks {
+		if s.Vault == nil {
+			continue
+		}
+		a, path := &s.Vault.Auth, field.Path(field.Index("sinks", i), "vault.auth")
+		read(path+".token_file", a.TokenFile, &a.Token)
+		read(path+".secret_id_file", a.SecretIDFile, &a.SecretID)
+	}
+	if read("notify.webhook_url_file", c.Notify.WebhookURLFile, &c.Notify.WebhookURL) {
+		if err := checkURL("", c.Notify.WebhookURL.Reveal()); err != nil {
+			p.at(pick(c.Notify.WebhookURLFile != "", "notify.webhook_url_file", "ROTATOR_NOTIFY_WEBHOOK_URL"), "the webhook URL "+err.Error())
+		}
+	}
+	return p.err()
+}
+
+// pick returns a if cond, else b.
+func pick(cond bool, a, b string) string {
+	if cond {
+		return a
+	}
+	return b
+}
+
+// isBase64URL reports whether v decodes as base64url, as Unleash's
+// EDGE_CLIENT_SECRET does (padding optional).
+func isBase64URL(v string) bool {
+	_, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(strings.TrimSpace(v), "="))
+	return err == nil
+}
+
+// Warnings returns what is allowed but probably a mistake, for the command
+// to log at start: a plain-http Unleash that is not on this machine (the
+// admin credential travels in clear), and file sinks whose files others
+// may read.
+func (c *Config) Warnings() []string {
+	var out []string
+	if u, err := url.Parse(c.Unleash.URL); err == nil && u.Scheme == "http" && !loopback(u.Hostname()) {
+		out = append(out, "unleash.url is plain http to another host: the admin credential and every new token cross the network unencrypted; use https")
+	}
+	for _, s := range c.Sinks {
+		if s.File != nil && s.File.Mode&0o077 != 0 {
+			out = append(out, fmt.Sprintf("sink %s writes files with mode %s: users other than the owner can read the tokens; prefer 0600 (or 0640 with a group the consumers share)", s.Name, s.File.Mode))
+		}
+	}
+	return out
+}
+
+// loopback reports whether host names this machine.
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
 
 // maxSecretFile caps what a secret file may hold: credentials are short,
 // and a path pointing at something else (a device, a log) must not make
 // the rotator read without end.
 const maxSecretFile = 64 << 10
 
-// secretSource is one place a secret may come from: a literal value or a
-// file, given in the file (key path) or the environment (variable).
-type secretSource struct {
-	name  string // key path, or the full variable name when env
-	env   bool
-	set   bool
-	value string // the literal, when not file
-	file  bool
-}
-
-func yamlValue(path, v string) secretSource { return secretSource{name: path, set: v != "", value: v} }
-func yamlFile(path, v string) secretSource {
-	return secretSource{name: path, set: v != "", value: v, file: true}
-}
-
-func envValue(e env, tag, v string) secretSource {
-	return secretSource{name: envName(tag), env: true, set: e.has(tag), value: v}
-}
-
-func envFile(e env, tag, v string) secretSource {
-	return secretSource{name: envName(tag), env: true, set: e.has(tag), value: v, file: true}
-}
-
-// resolveSecret returns the secret from the sources, which come in two
-// groups: the file's and the environment's. At most one source of a group
-// may be set; the environment wins over the file. found is false when no
-// source is set, and src is the source used otherwise, for reporting more
-// problems with the value. A source that is set but fails (an unreadable or
-// empty file, an empty variable) is reported and gives a zero secret. No
-// message ever holds the value.
-func resolveSecret(c *checker, fromFile, fromEnv []secretSource) (s secret.Secret, src secretSource, found bool) {
-	pick := func(group []secretSource) (secretSource, bool) {
-		var set []secretSource
-		for _, src := range group {
-			if src.set {
-				set = append(set, src)
-			}
-		}
-		if len(set) > 1 {
-			c.report(set[1], "set %s or %s, not both", set[0].name, set[1].name)
-		}
-		if len(set) == 0 {
-			return secretSource{}, false
-		}
-		return set[0], true
-	}
-	src, ok := pick(fromEnv)
-	if f, fileOK := pick(fromFile); !ok {
-		src, ok = f, fileOK
-	}
-	if !ok {
-		return secret.Secret{}, src, false
-	}
-	if !src.file {
-		if src.value == "" {
-			c.report(src, "is set but empty")
-		}
-		return secret.New(src.value), src, true
-	}
-	v, err := readSecretFile(src.value)
-	if err != nil {
-		c.report(src, "%v", err)
-		return secret.Secret{}, src, true
-	}
-	return secret.New(v), src, true
-}
-
-// report records a problem with src, under its variable or key path.
-func (c *checker) report(src secretSource, format string, args ...any) {
-	if src.env {
-		c.add(Problem{Key: src.name, Message: fmt.Sprintf(format, args...)})
-		return
-	}
-	c.at(src.name, format, args...)
-}
-
 // readSecretFile reads a secret from a file, without the surrounding
 // whitespace (a trailing newline is the norm). Its errors name the file,
 // never the content.
-func readSecretFile(path string) (string, error) {
-	if path == "" {
-		return "", fmt.Errorf("secret file name is empty")
-	}
-	path, err := expandHome(path)
-	if err != nil {
-		return "", err
+func readSecretFile(path string) (secret.Secret, error) {
+	if rest, ok := strings.CutPrefix(path, "~/"); ok {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return secret.Secret{}, fmt.Errorf("cannot expand ~ in %s: %w", path, err)
+		}
+		path = filepath.Join(home, rest)
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return "", fmt.Errorf("cannot read secret file: %w", err)
+		return secret.Secret{}, fmt.Errorf("cannot read secret file: %w", err)
 	}
 	defer func() { _ = f.Close() }()
 	b, err := io.ReadAll(io.LimitReader(f, maxSecretFile+1))
 	if err != nil {
-		return "", fmt.Errorf("cannot read secret file %s: %w", path, err)
+		return secret.Secret{}, fmt.Errorf("cannot read secret file %s: %w", path, err)
 	}
 	if len(b) > maxSecretFile {
-		return "", fmt.Errorf("secret file %s is larger than %d KiB: is it the right file?", path, maxSecretFile>>10)
+		return secret.Secret{}, fmt.Errorf("secret file %s is larger than %d KiB: is it the right file?", path, maxSecretFile>>10)
 	}
 	v := strings.TrimSpace(string(b))
 	if v == "" {
-		return "", fmt.Errorf("secret file %s is empty", path)
+		return secret.Secret{}, fmt.Errorf("secret file %s is empty", path)
 	}
-	return v, nil
-}
-
-// expandHome expands a leading "~/" to the home directory, so that the
-// usual token files can be named as people write them (the Vault CLI keeps
-// its token in ~/.vault-token).
-func expandHome(path string) (string, error) {
-	rest, ok := strings.CutPrefix(path, "~/")
-	if !ok {
-		return path, nil
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return "", fmt.Errorf("cannot expand ~ in %s: %w", path, err)
-	}
-	return filepath.Join(home, rest), nil
+	return secret.New(v), nil
 }

@@ -19,7 +19,9 @@ package field
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 )
 
 // Error is a problem with one setting.
@@ -101,3 +103,28 @@ func Path(prefix, p string) string {
 
 // Index returns the key path of element i of the list at path.
 func Index(path string, i int) string { return path + "[" + strconv.Itoa(i) + "]" }
+
+// OneOf returns a problem at path unless v is one of allowed, suggesting the
+// closest allowed value for a plausible typo.
+func OneOf(path, v string, allowed ...string) error {
+	if slices.Contains(allowed, v) {
+		return nil
+	}
+	return Errorf(path, "must be %s, got %q%s", OrList(allowed), v, Suggest(v, allowed, "%q"))
+}
+
+// Positive returns a problem at path unless d is longer than zero.
+func Positive(path string, d Duration) error {
+	if d > 0 {
+		return nil
+	}
+	return Errorf(path, "must be longer than 0, got %s", d)
+}
+
+// OrList formats ["a", "b", "c"] as "a, b or c".
+func OrList(words []string) string {
+	if len(words) < 2 {
+		return strings.Join(words, "")
+	}
+	return strings.Join(words[:len(words)-1], ", ") + " or " + words[len(words)-1]
+}

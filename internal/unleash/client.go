@@ -242,26 +242,34 @@ func NewClient(baseURL string, token secret.Secret, opts ...Option) (*Client, er
 }
 
 func parseBaseURL(raw string) (*url.URL, error) {
-	u, err := url.Parse(strings.TrimSpace(raw))
+	u, err := checkBaseURL(raw)
 	if err != nil {
-		return nil, fmt.Errorf("unleash: invalid base URL: %w", err)
+		return nil, fmt.Errorf("unleash: base URL %w", err)
 	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, fmt.Errorf("unleash: base URL %q must start with http:// or https://", u.Redacted())
+	return u, nil
+}
+
+// checkBaseURL parses the base URL of an Unleash server: http(s), with a
+// host, without credentials (they belong in the token and would end up in
+// logs), a query, or the /api the routes add themselves. Its errors finish
+// the sentence "base URL ..." and never quote the URL.
+func checkBaseURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	switch {
+	case err != nil:
+		return nil, errors.New("is not a valid URL")
+	case u.Scheme != "http" && u.Scheme != "https":
+		return nil, errors.New("must be an http:// or https:// URL")
+	case u.Host == "":
+		return nil, errors.New("has no host")
+	case u.User != nil:
+		return nil, errors.New("must not contain credentials: give the token through unleash.token_file or ROTATOR_UNLEASH_TOKEN(_FILE)")
+	case u.RawQuery != "" || u.Fragment != "":
+		return nil, errors.New("must not have a query or fragment")
 	}
-	if u.Host == "" {
-		return nil, fmt.Errorf("unleash: base URL %q has no host", u.Redacted())
-	}
-	if u.User != nil {
-		return nil, errors.New("unleash: base URL must not carry credentials; pass the token separately")
-	}
-	if u.RawQuery != "" || u.Fragment != "" {
-		return nil, fmt.Errorf("unleash: base URL %q must not have a query or fragment", u.Redacted())
-	}
-	// A common mistake is pasting the API URL; the routes add /api themselves.
 	trimmed := strings.TrimRight(u.Path, "/")
 	if strings.HasSuffix(trimmed, "/api") || strings.Contains(trimmed, "/api/") {
-		return nil, fmt.Errorf("unleash: base URL %q should be the server's address without /api (e.g. https://unleash.example.com)", u.Redacted())
+		return nil, errors.New("must not end in /api: give the server's base address (https://unleash.example.com); the rotator adds /api itself")
 	}
 	u.Path = trimmed + "/"
 	u.RawPath = ""

@@ -72,13 +72,13 @@ func TestNewClientBaseURL(t *testing.T) {
 		{raw: "https://unleash.example.com/", want: "https://unleash.example.com/"},
 		{raw: "http://127.0.0.1:4242/unleash", want: "http://127.0.0.1:4242/unleash/"},
 		{raw: " https://x.example/prefix// ", want: "https://x.example/prefix/"},
-		{raw: "unleash.example.com", err: "must start with http"},
-		{raw: "ftp://x", err: "must start with http"},
+		{raw: "unleash.example.com", err: "must be an http:// or https:// URL"},
+		{raw: "ftp://x", err: "must be an http:// or https:// URL"},
 		{raw: "https://", err: "no host"},
-		{raw: "https://user:pw@x.example", err: "must not carry credentials"},
+		{raw: "https://user:pw@x.example", err: "must not contain credentials"},
 		{raw: "https://x.example/?a=b", err: "query or fragment"},
-		{raw: "https://x.example/api", err: "without /api"},
-		{raw: "https://x.example/unleash/api/admin", err: "without /api"},
+		{raw: "https://x.example/api", err: "must not end in /api"},
+		{raw: "https://x.example/unleash/api/admin", err: "must not end in /api"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.raw, func(t *testing.T) {

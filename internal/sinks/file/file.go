@@ -35,6 +35,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -60,58 +61,9 @@ const (
 	FormatJSON Format = "json"
 )
 
-// Defaults of [Config] and [Reload].
-const (
-	DefaultEnvKey        = "UNLEASH_API_TOKEN"
-	DefaultJSONKey       = "token"
-	DefaultMode          = os.FileMode(0o600)
-	DefaultReloadSignal  = syscall.SIGHUP
-	DefaultReloadTimeout = 10 * time.Second
-)
-
 // maxFileSize caps what Get reads: a secret file is small, and anything
 // larger is not one this sink wrote.
 const maxFileSize = 1 << 20
-
-// Config configures a [Sink].
-type Config struct {
-	// Dir is the base directory. It must exist; destinations are relative
-	// to it, and the directories between it and a destination are created,
-	// with Mode plus search permission where Mode grants read (0700 for
-	// 0600, 0750 for 0640).
-	Dir string
-	// Format defaults to [FormatRaw].
-	Format Format
-	// Key names the secret: the variable name for env (default
-	// [DefaultEnvKey]), the field name for json (default [DefaultJSONKey]).
-	// Not used by raw.
-	Key string
-	// Fields are static key/values written alongside the secret (env lines,
-	// json fields), such as UNLEASH_URL. Not used by raw.
-	Fields map[string]string
-	// Mode is the written files' mode, applied exactly whatever the umask.
-	// Defaults to [DefaultMode].
-	Mode os.FileMode
-	// Reload, if set, tells the consumer to re-read the file after a write.
-	Reload *Reload
-}
-
-// Reload tells a consumer that its file changed: by running a command, by
-// signalling the process named in a pid file, or both.
-type Reload struct {
-	// Command is run without a shell after a successful write. Its
-	// environment holds only PATH and UNLEASH_ROTATOR_FILE (the written
-	// file's absolute path): never the secret, nor the rotator's own
-	// environment, which may hold the rotator's credentials.
-	Command []string
-	// PIDFile names a file holding the pid of the process to send Signal.
-	PIDFile string
-	// Signal defaults to [DefaultReloadSignal].
-	Signal syscall.Signal
-	// Timeout bounds Command; on expiry its process group is killed.
-	// Defaults to [DefaultReloadTimeout].
-	Timeout time.Duration
-}
 
 // Sink publishes secrets to files under one directory. It implements
 // [rotation.Sink]; create it with [New].
@@ -121,7 +73,7 @@ type Sink struct {
 	key    string
 	fields map[string]string
 	mode   os.FileMode
-	reload *Reload // nil: no reload
+	reload *reload // nil: no reload
 	logger *slog.Logger
 
 	// writeTemp writes a temp file's content. It is a seam for tests, which
@@ -131,54 +83,26 @@ type Sink struct {
 
 var _ rotation.Sink = (*Sink)(nil)
 
-// New checks cfg and returns a sink writing under cfg.Dir. It returns every
-// problem with cfg at once. logger may be nil.
+// New checks cfg and returns a sink writing under cfg.Dir, which must
+// exist. It returns every problem with cfg at once. logger may be nil.
 func New(cfg Config, logger *slog.Logger) (*Sink, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	cfg.SetDefaults()
+	err := cfg.Validate()
+	dir, derr := checkDir(cfg.Dir)
+	if err := errors.Join(err, derr); err != nil {
+		return nil, fmt.Errorf("file sink: %w", err)
+	}
 	s := &Sink{
-		format: cfg.Format, key: cfg.Key, fields: cfg.Fields, mode: cfg.Mode,
+		dir: dir, format: cfg.Format, key: cfg.key(), fields: cfg.Fields, mode: os.FileMode(cfg.Mode),
 		logger:    logger,
 		writeTemp: writeAll,
 	}
-	var errs []error
-	dir, err := checkDir(cfg.Dir)
-	errs = append(errs, err)
-	s.dir = dir
-	if s.format == "" {
-		s.format = FormatRaw
-	}
-	if s.mode == 0 {
-		s.mode = DefaultMode
-	}
-	if s.mode&^fs.ModePerm != 0 {
-		errs = append(errs, fmt.Errorf("mode %v has bits other than permissions", cfg.Mode))
-	}
-	switch s.format {
-	case FormatRaw:
-		if s.key != "" || len(s.fields) > 0 {
-			errs = append(errs, errors.New("key and fields do not apply to format raw: use env or json"))
-		}
-	case FormatEnv:
-		if s.key == "" {
-			s.key = DefaultEnvKey
-		}
-		errs = append(errs, checkEnvConfig(s.key, s.fields))
-	case FormatJSON:
-		if s.key == "" {
-			s.key = DefaultJSONKey
-		}
-		errs = append(errs, checkJSONConfig(s.key, s.fields))
-	default:
-		errs = append(errs, fmt.Errorf("unknown format %q: use raw, env or json", s.format))
-	}
-	if cfg.Reload != nil {
-		s.reload, err = checkReload(*cfg.Reload)
-		errs = append(errs, err)
-	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, fmt.Errorf("file sink: %w", err)
+	if cfg.Reload.Enabled() {
+		sig, _ := signalByName(cfg.Reload.Signal)
+		s.reload = &reload{command: slices.Clone(cfg.Reload.Command), pidFile: cfg.Reload.PIDFile, signal: sig, timeout: time.Duration(cfg.Reload.Timeout)}
 	}
 	return s, nil
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/unleash-rotator/unleash-rotator/internal/field"
 	"github.com/unleash-rotator/unleash-rotator/internal/rotation"
 	"github.com/unleash-rotator/unleash-rotator/internal/secret"
 	"github.com/unleash-rotator/unleash-rotator/internal/sinks"
@@ -525,7 +526,7 @@ func TestModeIgnoresUmask(t *testing.T) {
 			t.Run(fmt.Sprintf("%s/umask %03o mode %03o", format, tt.umask, tt.mode), func(t *testing.T) {
 				old := syscall.Umask(tt.umask)
 				defer syscall.Umask(old)
-				s := newSink(t, Config{Format: format, Mode: tt.mode})
+				s := newSink(t, Config{Format: format, Mode: Mode(tt.mode)})
 				put(t, s, "token", testRecord("first000"))
 				put(t, s, "token", testRecord("second00"))
 				names := []string{"token"}
@@ -693,19 +694,19 @@ func TestNewValidation(t *testing.T) {
 		cfg  Config
 		want string
 	}{
-		{"unknown format", Config{Format: "yaml"}, `unknown format "yaml"`},
-		{"raw with key", Config{Key: "K"}, "do not apply to format raw"},
+		{"unknown format", Config{Format: "yaml"}, `format: must be raw, env or json, got "yaml"`},
+		{"raw with key", Config{Key: "K"}, "key: does not apply to format raw"},
 		{"raw with fields", Config{Fields: map[string]string{"A": "b"}}, "do not apply to format raw"},
-		{"env bad key", Config{Format: FormatEnv, Key: "1X"}, `key "1X" is not a valid environment variable name`},
-		{"env bad field name", Config{Format: FormatEnv, Fields: map[string]string{"A-B": "x"}}, `field "A-B" is not a valid`},
+		{"env bad key", Config{Format: FormatEnv, Key: "1X"}, `key: "1X" is not a valid environment variable name`},
+		{"env bad field name", Config{Format: FormatEnv, Fields: map[string]string{"A-B": "x"}}, `fields.A-B: "A-B" is not a valid`},
 		{"env field is key", Config{Format: FormatEnv, Fields: map[string]string{"UNLEASH_API_TOKEN": "x"}}, "is the secret's key"},
-		{"env unsafe field value", Config{Format: FormatEnv, Fields: map[string]string{"URL": "https://x?a=1&b=2"}}, "field URL: the value contains"},
+		{"env unsafe field value", Config{Format: FormatEnv, Fields: map[string]string{"URL": "https://x?a=1&b=2"}}, "fields.URL: the value contains"},
 		{"json key metadata", Config{Format: FormatJSON, Key: "metadata"}, "reserved for the metadata"},
 		{"json field clash", Config{Format: FormatJSON, Fields: map[string]string{"token": "x"}}, "clashes"},
-		{"mode bits", Config{Mode: os.ModeSetuid | 0o600}, "bits other than permissions"},
-		{"reload empty", Config{Reload: &Reload{}}, "set a command, a pid file or both"},
-		{"reload empty program", Config{Reload: &Reload{Command: []string{""}}}, "program is empty"},
-		{"reload negative timeout", Config{Reload: &Reload{PIDFile: "/run/x.pid", Timeout: -1}}, "negative"},
+		{"mode bits", Config{Mode: Mode(os.ModeSetuid | 0o600)}, "must be at most 0777"},
+		{"reload empty program", Config{Reload: Reload{Command: []string{""}}}, "reload.command[0]: the program to run is empty"},
+		{"reload negative timeout", Config{Reload: Reload{PIDFile: "/run/x.pid", Timeout: -1}}, "reload.timeout: must be longer than 0"},
+		{"reload signal", Config{Reload: Reload{PIDFile: "/run/x.pid", Signal: "KILL"}}, `reload.signal: unknown signal "KILL"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -718,9 +719,9 @@ func TestNewValidation(t *testing.T) {
 	}
 	t.Run("all problems at once", func(t *testing.T) {
 		t.Parallel()
-		_, err := New(Config{Dir: filepath.Join(dir, "missing"), Format: "yaml", Reload: &Reload{}}, nil)
+		_, err := New(Config{Dir: filepath.Join(dir, "missing"), Format: "yaml", Reload: Reload{Command: []string{" "}}}, nil)
 		require.Error(t, err)
-		for _, want := range []string{"does not exist", "unknown format", "set a command"} {
+		for _, want := range []string{"does not exist", "format: must be", "the program to run is empty"} {
 			assert.Contains(t, err.Error(), want)
 		}
 	})
@@ -748,7 +749,7 @@ func TestReloadCommand(t *testing.T) {
 			base := t.TempDir()
 			dir := filepath.Join(base, "out")
 			require.NoError(t, os.Mkdir(dir, 0o700))
-			s := newSink(t, Config{Dir: dir, Reload: &Reload{Command: tt.command, Timeout: tt.timeout}})
+			s := newSink(t, Config{Dir: dir, Reload: Reload{Command: tt.command, Timeout: field.Duration(tt.timeout)}})
 			start := time.Now()
 			err := s.Put(t.Context(), "token", testRecord(v), "")
 			assert.Less(t, time.Since(start), 5*time.Second)
@@ -778,11 +779,7 @@ func TestReloadCommand(t *testing.T) {
 
 func TestReloadSignal(t *testing.T) {
 	t.Parallel()
-	for _, sig := range []syscall.Signal{syscall.SIGTERM, 0} {
-		want := sig
-		if want == 0 {
-			want = syscall.SIGHUP
-		}
+	for sig, want := range map[string]syscall.Signal{"TERM": syscall.SIGTERM, "": syscall.SIGHUP} {
 		t.Run(want.String(), func(t *testing.T) {
 			t.Parallel()
 			child := exec.Command("sleep", "30")
@@ -793,7 +790,7 @@ func TestReloadSignal(t *testing.T) {
 			pidFile := filepath.Join(t.TempDir(), "consumer.pid")
 			require.NoError(t, os.WriteFile(pidFile, []byte(strconv.Itoa(child.Process.Pid)+"\n"), 0o600))
 
-			s := newSink(t, Config{Reload: &Reload{PIDFile: pidFile, Signal: sig}})
+			s := newSink(t, Config{Reload: Reload{PIDFile: pidFile, Signal: sig}})
 			require.NoError(t, s.Put(t.Context(), "token", testRecord("new00000"), ""))
 			select {
 			case err := <-done:
@@ -825,7 +822,7 @@ func TestReloadSignal(t *testing.T) {
 			if tt.content != "" {
 				require.NoError(t, os.WriteFile(pidFile, []byte(tt.content), 0o600))
 			}
-			s := newSink(t, Config{Reload: &Reload{PIDFile: pidFile, Signal: syscall.SIGTERM}})
+			s := newSink(t, Config{Reload: Reload{PIDFile: pidFile, Signal: "SIGTERM"}})
 			err := s.Put(t.Context(), "token", testRecord("new00000"), "")
 			require.ErrorIs(t, err, rotation.ErrAfterWrite)
 			assert.Contains(t, err.Error(), tt.want)
@@ -843,7 +840,7 @@ func TestSecretNeverLogged(t *testing.T) {
 	var errs []error
 	for _, format := range formats {
 		dir := t.TempDir()
-		cfg := Config{Dir: dir, Format: format, Reload: &Reload{Command: []string{"sh", "-c", `cat "$UNLEASH_ROTATOR_FILE"; cat "$UNLEASH_ROTATOR_FILE" >&2; exit 1`}}}
+		cfg := Config{Dir: dir, Format: format, Reload: Reload{Command: []string{"sh", "-c", `cat "$UNLEASH_ROTATOR_FILE"; cat "$UNLEASH_ROTATOR_FILE" >&2; exit 1`}}}
 		s, err := New(cfg, logger)
 		require.NoError(t, err)
 		ctx := t.Context()
@@ -884,7 +881,7 @@ func TestSecretNeverLogged(t *testing.T) {
 func TestCreatedDirectoriesFollowTheFileMode(t *testing.T) {
 	t.Parallel()
 	for mode, want := range map[os.FileMode]os.FileMode{0o600: 0o700, 0o640: 0o750, 0o644: 0o755} {
-		s := newSink(t, Config{Mode: mode})
+		s := newSink(t, Config{Mode: Mode(mode)})
 		require.NoError(t, s.Put(t.Context(), "team/prod/token", testRecord("dirmode0"), ""))
 		for _, dir := range []string{"team", "team/prod"} {
 			fi, err := os.Stat(filepath.Join(s.dir, dir))

@@ -196,50 +196,6 @@ func (s *Sink) decodeJSON(data []byte) (string, *sinks.MetadataJSON, error) {
 	return v, meta, nil
 }
 
-// checkEnvConfig checks the env format's key and fields.
-func checkEnvConfig(key string, fields map[string]string) error {
-	var errs []error
-	if !envName(key) {
-		errs = append(errs, fmt.Errorf("key %q is not a valid environment variable name", key))
-	}
-	for _, k := range slices.Sorted(maps.Keys(fields)) {
-		switch {
-		case !envName(k):
-			errs = append(errs, fmt.Errorf("field %q is not a valid environment variable name", k))
-		case k == key:
-			errs = append(errs, fmt.Errorf("field %q is the secret's key", k))
-		case !envSafe(fields[k]):
-			// The value is not quoted: a field may hold something private.
-			errs = append(errs, fmt.Errorf("field %s: the value contains white space, a quote, $, \\, #, a shell operator or a control character, which a shell or systemd would misread", k))
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// envName reports whether k is a portable environment variable name.
-func envName(k string) bool {
-	if k == "" || (k[0] >= '0' && k[0] <= '9') {
-		return false
-	}
-	return !strings.ContainsFunc(k, func(r rune) bool {
-		return r != '_' && (r < 'A' || r > 'Z') && (r < 'a' || r > 'z') && (r < '0' || r > '9')
-	})
-}
-
-// checkJSONConfig checks the json format's key and fields.
-func checkJSONConfig(key string, fields map[string]string) error {
-	var errs []error
-	if key == jsonMetaKey {
-		errs = append(errs, fmt.Errorf("key %q is reserved for the metadata", key))
-	}
-	for _, k := range slices.Sorted(maps.Keys(fields)) {
-		if k == "" || k == key || k == jsonMetaKey {
-			errs = append(errs, fmt.Errorf("field %q clashes with the secret's key or the metadata", k))
-		}
-	}
-	return errors.Join(errs...)
-}
-
 // sidecar is a raw file's "<file>.meta.json": the metadata of the secret
 // the file holds and of the one it replaced, by fingerprint. Keeping both
 // lets Get describe the file correctly whether or not a crash came between

@@ -26,39 +26,22 @@ const (
 	reloadWaitDelay = time.Second
 )
 
-// checkReload returns r with defaults, or what is wrong with it.
-func checkReload(r Reload) (*Reload, error) {
-	var errs []error
-	if len(r.Command) == 0 && r.PIDFile == "" {
-		errs = append(errs, errors.New("reload: set a command, a pid file or both"))
-	}
-	if len(r.Command) > 0 && r.Command[0] == "" {
-		errs = append(errs, errors.New("reload: the command's program is empty"))
-	}
-	if r.Timeout < 0 {
-		errs = append(errs, fmt.Errorf("reload: timeout %v is negative", r.Timeout))
-	}
-	if r.Signal < 0 {
-		errs = append(errs, fmt.Errorf("reload: signal %d is invalid", int(r.Signal)))
-	}
-	if r.Signal == 0 {
-		r.Signal = DefaultReloadSignal
-	}
-	if r.Timeout == 0 {
-		r.Timeout = DefaultReloadTimeout
-	}
-	r.Command = append([]string(nil), r.Command...)
-	return &r, errors.Join(errs...)
+// reload is a [Reload] ready to run.
+type reload struct {
+	command []string
+	pidFile string
+	signal  syscall.Signal
+	timeout time.Duration
 }
 
 // runReload runs the reload command and signals the pid file's process,
 // after name was written with secret v. It reports both failures.
 func (s *Sink) runReload(ctx context.Context, name, v string) error {
 	var errs []error
-	if len(s.reload.Command) > 0 {
+	if len(s.reload.command) > 0 {
 		errs = append(errs, s.runCommand(ctx, name, v))
 	}
-	if s.reload.PIDFile != "" {
+	if s.reload.pidFile != "" {
 		errs = append(errs, s.signal())
 	}
 	return errors.Join(errs...)
@@ -69,9 +52,9 @@ func (s *Sink) runReload(ctx context.Context, name, v string) error {
 // stderr with v, the secret, redacted, in case the command printed it.
 func (s *Sink) runCommand(ctx context.Context, name, v string) error {
 	r := s.reload
-	cctx, cancel := context.WithTimeout(ctx, r.Timeout)
+	cctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
-	cmd := exec.CommandContext(cctx, r.Command[0], r.Command[1:]...) //nolint:gosec // G204: running the operator's configured command is the feature
+	cmd := exec.CommandContext(cctx, r.command[0], r.command[1:]...) //nolint:gosec // G204: running the operator's configured command is the feature
 	pathEnv := os.Getenv("PATH")
 	if pathEnv == "" {
 		pathEnv = "/usr/local/bin:/usr/bin:/bin"
@@ -85,14 +68,14 @@ func (s *Sink) runCommand(ctx context.Context, name, v string) error {
 	err := cmd.Run()
 	switch {
 	case err == nil:
-		s.logger.Debug("ran reload command", "path", s.path(name), "command", r.Command[0])
+		s.logger.Debug("ran reload command", "path", s.path(name), "command", r.command[0])
 		return nil
 	case ctx.Err() != nil:
-		err = fmt.Errorf("reload command %q: %w", r.Command[0], ctx.Err())
+		err = fmt.Errorf("reload command %q: %w", r.command[0], ctx.Err())
 	case cctx.Err() != nil:
-		err = fmt.Errorf("reload command %q timed out after %v and was killed", r.Command[0], r.Timeout)
+		err = fmt.Errorf("reload command %q timed out after %v and was killed", r.command[0], r.timeout)
 	default:
-		err = fmt.Errorf("reload command %q: %w", r.Command[0], err)
+		err = fmt.Errorf("reload command %q: %w", r.command[0], err)
 	}
 	if out := stderr.String(v); out != "" {
 		return fmt.Errorf("%w; stderr: %s", err, out)
@@ -103,19 +86,19 @@ func (s *Sink) runCommand(ctx context.Context, name, v string) error {
 // signal sends the reload signal to the process in the pid file.
 func (s *Sink) signal() error {
 	r := s.reload
-	data, err := os.ReadFile(r.PIDFile)
+	data, err := os.ReadFile(r.pidFile)
 	if err != nil {
 		return fmt.Errorf("read pid file: %w", err)
 	}
 	// A pid of 0 or below would signal a process group or every process.
 	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
 	if err != nil || pid < 1 {
-		return fmt.Errorf("pid file %s does not hold a process id", r.PIDFile)
+		return fmt.Errorf("pid file %s does not hold a process id", r.pidFile)
 	}
-	if err := syscall.Kill(pid, r.Signal); err != nil {
-		return fmt.Errorf("send %v to process %d from %s: %w", r.Signal, pid, r.PIDFile, err)
+	if err := syscall.Kill(pid, r.signal); err != nil {
+		return fmt.Errorf("send %v to process %d from %s: %w", r.signal, pid, r.pidFile, err)
 	}
-	s.logger.Debug("signalled consumer", "pid", pid, "signal", r.Signal.String())
+	s.logger.Debug("signalled consumer", "pid", pid, "signal", r.signal.String())
 	return nil
 }
 

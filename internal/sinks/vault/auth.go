@@ -15,95 +15,9 @@ import (
 	"github.com/unleash-rotator/unleash-rotator/internal/secret"
 )
 
-// Auth methods.
-const (
-	MethodToken      = "token"
-	MethodAppRole    = "approle"
-	MethodKubernetes = "kubernetes"
-)
-
-// Defaults of [Auth].
-const (
-	DefaultAppRoleMount    = "approle"
-	DefaultKubernetesMount = "kubernetes"
-	DefaultJWTPath         = "/var/run/secrets/kubernetes.io/serviceaccount/token"
-)
-
 // renewFloor is the least time before expiry at which a token is renewed,
 // whatever its TTL: a request started later could outlive it.
 const renewFloor = time.Minute
-
-// Auth says how the sink gets its Vault token.
-type Auth struct {
-	// Method is [MethodToken] (the default), [MethodAppRole] or
-	// [MethodKubernetes].
-	Method string
-	// Token is the token of MethodToken.
-	Token secret.Secret
-	// RoleID and SecretID log in with MethodAppRole.
-	RoleID   string
-	SecretID secret.Secret
-	// Role is the Vault role of MethodKubernetes.
-	Role string
-	// JWTPath is the service account token MethodKubernetes logs in with,
-	// read at each login. Defaults to [DefaultJWTPath].
-	JWTPath string
-	// Mount is where the auth method is enabled, without "auth/". Defaults
-	// to [DefaultAppRoleMount] or [DefaultKubernetesMount].
-	Mount string
-}
-
-// checkAuth applies the defaults and reports what is missing or does not
-// apply to the method.
-func checkAuth(a Auth) (Auth, error) {
-	if a.Method == "" {
-		a.Method = MethodToken
-	}
-	var errs []error
-	notFor := func(set bool, field string) {
-		if set {
-			errs = append(errs, fmt.Errorf("auth.%s does not apply to auth method %s", field, a.Method))
-		}
-	}
-	need := func(set bool, field string) {
-		if !set {
-			errs = append(errs, fmt.Errorf("auth.%s is empty: auth method %s needs it", field, a.Method))
-		}
-	}
-	switch a.Method {
-	case MethodToken:
-		need(!a.Token.IsZero(), "token")
-		notFor(a.RoleID != "", "role_id")
-		notFor(!a.SecretID.IsZero(), "secret_id")
-		notFor(a.Role != "", "role")
-		notFor(a.JWTPath != "", "jwt_path")
-		notFor(a.Mount != "", "mount")
-	case MethodAppRole:
-		need(a.RoleID != "", "role_id")
-		need(!a.SecretID.IsZero(), "secret_id")
-		notFor(!a.Token.IsZero(), "token")
-		notFor(a.Role != "", "role")
-		notFor(a.JWTPath != "", "jwt_path")
-		if a.Mount == "" {
-			a.Mount = DefaultAppRoleMount
-		}
-	case MethodKubernetes:
-		need(a.Role != "", "role")
-		notFor(!a.Token.IsZero(), "token")
-		notFor(a.RoleID != "", "role_id")
-		notFor(!a.SecretID.IsZero(), "secret_id")
-		if a.JWTPath == "" {
-			a.JWTPath = DefaultJWTPath
-		}
-		if a.Mount == "" {
-			a.Mount = DefaultKubernetesMount
-		}
-	default:
-		errs = append(errs, fmt.Errorf("unknown auth method %q: use token, approle or kubernetes", a.Method))
-	}
-	a.Mount = strings.Trim(a.Mount, "/")
-	return a, errors.Join(errs...)
-}
 
 // tokenState is the sink's current Vault token and what it knows of its
 // lifetime. Its mutex also serialises renewals and logins.

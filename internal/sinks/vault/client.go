@@ -35,7 +35,7 @@ type client struct {
 // newClient builds the client. It reads cfg.CACert, if set.
 func newClient(cfg Config) (*client, error) {
 	if err := checkAddress(cfg.Address); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("address %w", err)
 	}
 	hc, err := newHTTPClient(cfg)
 	if err != nil {
@@ -43,8 +43,8 @@ func newClient(cfg Config) (*client, error) {
 	}
 	// An explicit Config makes vault/api use this address, HTTP client
 	// (and so TLS settings) and retry count, not those of the environment.
-	ac := &api.Config{Address: cfg.Address, HttpClient: hc, Timeout: cfg.Timeout, MaxRetries: 0}
-	c := &client{addr: cfg.Address, timeout: cfg.Timeout}
+	ac := &api.Config{Address: cfg.Address, HttpClient: hc, Timeout: time.Duration(cfg.Timeout), MaxRetries: 0}
+	c := &client{addr: cfg.Address, timeout: time.Duration(cfg.Timeout)}
 	if c.api, err = newAPIClient(ac, cfg.Namespace); err != nil {
 		return nil, err
 	}
@@ -80,7 +80,7 @@ func newHTTPClient(cfg Config) (*http.Client, error) {
 	}
 	return &http.Client{
 		Transport: transport,
-		Timeout:   cfg.Timeout,
+		Timeout:   time.Duration(cfg.Timeout),
 		// A standby without request forwarding redirects to the active
 		// node; follow it, but never from https to http, which would send
 		// the token in clear.
@@ -145,18 +145,6 @@ func envError(err error) error {
 	return fmt.Errorf("the vault client library (github.com/hashicorp/vault/api) rejects the environment: %s. "+
 		"The sink uses no VAULT_* variable, but the library checks them when it creates a client: "+
 		"unset or fix the variable (set: %s)", msg, strings.Join(names, ", "))
-}
-
-// checkAddress checks a Vault address: http(s)://host[:port][/prefix].
-func checkAddress(addr string) error {
-	if addr == "" {
-		return errors.New("address is empty: set sinks[].address, e.g. https://vault.example.com:8200")
-	}
-	u, err := url.Parse(addr)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return fmt.Errorf("address %q is not an http(s)://host:port URL: fix sinks[].address", addr)
-	}
-	return nil
 }
 
 // apiError is Vault's answer to a request on Path with a status of 400 or

@@ -1,14 +1,15 @@
 package vault
 
 import (
-	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"slices"
 	"strings"
 	"text/template"
 	"time"
 
+	"github.com/unleash-rotator/unleash-rotator/internal/field"
 	"github.com/unleash-rotator/unleash-rotator/internal/rotation"
 )
 
@@ -44,41 +45,39 @@ func newFieldData(m rotation.Metadata) FieldData {
 
 // parseFields parses the Fields templates and renders each once with sample
 // data, so that unknown fields fail at start-up rather than at the first
-// rotation. field is the secret's key, which no field may replace.
-func parseFields(field string, fields map[string]string, kvVersion int) (map[string]*template.Template, error) {
+// rotation. secretField is the secret's key, which no field may replace.
+// Its problems are field errors of "fields.<key>".
+func parseFields(secretField string, fields map[string]string, kvVersion int) (map[string]*template.Template, error) {
 	var errs []error
-	if kvVersion == 1 && field == metadataKey {
-		errs = append(errs, fmt.Errorf("field %q is the key where KV v1 metadata is stored: choose another", field))
-	}
 	sample := newFieldData(rotation.Metadata{
 		TokenID: "id", TokenName: "name", TokenType: "backend", Kind: rotation.KindAPIToken,
 		Projects: []string{"p"}, Environment: "e", CreatedAt: time.Unix(0, 0), Fingerprint: "sha256:0",
 	})
 	out := make(map[string]*template.Template, len(fields))
 	for _, k := range slices.Sorted(maps.Keys(fields)) {
+		p := field.Path("fields", k)
 		switch {
 		case strings.TrimSpace(k) == "":
-			errs = append(errs, errors.New("fields: a key is empty"))
+			errs = append(errs, field.Errorf("fields", "a key is empty"))
 			continue
-		case k == field:
-			errs = append(errs, fmt.Errorf("fields: key %q is the secret's field", k))
+		case k == secretField:
+			errs = append(errs, field.Errorf(p, "%q is the field that holds the token", k))
 			continue
 		case kvVersion == 1 && k == metadataKey:
-			errs = append(errs, fmt.Errorf("fields: key %q is where KV v1 metadata is stored", k))
+			errs = append(errs, field.Errorf(p, "%q is where KV v1 metadata is stored", k))
 			continue
 		}
 		t, err := template.New(k).Option("missingkey=error").Parse(fields[k])
-		if err != nil {
-			errs = append(errs, fmt.Errorf("fields: %s: %w", k, err))
-			continue
+		if err == nil {
+			err = t.Execute(io.Discard, sample)
 		}
-		if _, err := renderField(t, sample); err != nil {
-			errs = append(errs, err)
+		if err != nil {
+			errs = append(errs, field.Errorf(p, "invalid template: %v (fields: .TokenName .TokenType .Environment .Projects .ExpiresAt .CreatedAt .Fingerprint .RotationID)", err))
 			continue
 		}
 		out[k] = t
 	}
-	return out, errors.Join(errs...)
+	return out, field.Join(errs...)
 }
 
 // renderField renders one field.

@@ -16,40 +16,6 @@ import (
 	"github.com/unleash-rotator/unleash-rotator/internal/secret"
 )
 
-// Defaults of [Config].
-const (
-	DefaultTimeout   = 30 * time.Second
-	DefaultMount     = "secret"
-	DefaultKVVersion = 2
-	DefaultField     = "token"
-)
-
-// Config configures a [Sink]. Nothing else is read: see the package
-// documentation.
-type Config struct {
-	// Address is Vault's URL, http(s)://host:port. Required.
-	Address string
-	// Namespace is the Vault Enterprise namespace, sent as
-	// X-Vault-Namespace with every request (logins included). Optional.
-	Namespace string
-	// CACert is a PEM bundle of the CAs that may sign Vault's certificate,
-	// instead of the system roots. TLS verification is always on.
-	CACert string
-	// Timeout bounds each request. Defaults to [DefaultTimeout].
-	Timeout time.Duration
-	Auth    Auth
-	// Mount is the KV secrets engine's path. Defaults to [DefaultMount].
-	Mount string
-	// KVVersion is the engine's version, 2 or 1. Defaults to 2.
-	KVVersion int
-	// Field is the data key that holds the secret. Defaults to
-	// [DefaultField].
-	Field string
-	// Fields are more data keys written with the secret. Each value is a
-	// Go template over [FieldData], such as "{{.ExpiresAt}}", or plain text.
-	Fields map[string]string
-}
-
 // Sink publishes secrets to a Vault KV mount. It implements
 // [rotation.Sink]; create it with [New]. It is safe for concurrent use.
 type Sink struct {
@@ -100,44 +66,25 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Sink, error) {
 
 // configure validates cfg and builds the sink, without any request.
 func configure(cfg Config, logger *slog.Logger) (*Sink, error) {
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	s := &Sink{
 		mount: strings.Trim(cfg.Mount, "/"), kvVersion: cfg.KVVersion, field: cfg.Field,
-		logger: logger, now: time.Now,
+		auth: cfg.Auth.withMethodDefaults(), logger: logger, now: time.Now,
 	}
 	s.writeData = s.writeDataV2
-	if s.mount == "" {
-		s.mount = DefaultMount
+	s.fields, _ = parseFields(s.field, cfg.Fields, s.kvVersion) // validated above
+	if err := s.auth.checkSecrets(); err != nil {
+		return nil, err
 	}
-	if s.kvVersion == 0 {
-		s.kvVersion = DefaultKVVersion
-	}
-	if s.field == "" {
-		s.field = DefaultField
-	}
-	if cfg.Timeout == 0 {
-		cfg.Timeout = DefaultTimeout
-	}
-	var errs []error
-	if cfg.Timeout < 0 {
-		errs = append(errs, fmt.Errorf("timeout %s is negative", cfg.Timeout))
-	}
-	if err := rotation.ValidatePath(s.mount); err != nil {
-		errs = append(errs, fmt.Errorf("mount %q: %w", cfg.Mount, err))
-	}
-	if s.kvVersion != 1 && s.kvVersion != 2 {
-		errs = append(errs, fmt.Errorf("kv_version %d: use 2 or 1", cfg.KVVersion))
-	}
-	fields, err := parseFields(s.field, cfg.Fields, s.kvVersion)
-	errs = append(errs, err)
-	s.fields = fields
-	s.auth, err = checkAuth(cfg.Auth)
-	errs = append(errs, err)
+	var err error
 	if s.c, err = newClient(cfg); err != nil {
-		errs = append(errs, err)
-	} else {
-		s.setToken(s.auth.Token, 0, 0, false)
+		return nil, err
 	}
-	return s, errors.Join(errs...)
+	s.setToken(s.auth.Token, 0, 0, false)
+	return s, nil
 }
 
 // checkMount asks Vault what is mounted at the configured mount, so that a

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/unleash-rotator/unleash-rotator/internal/field"
 	"github.com/unleash-rotator/unleash-rotator/internal/rotation"
 	"github.com/unleash-rotator/unleash-rotator/internal/secret"
 	"github.com/unleash-rotator/unleash-rotator/internal/vaulttest"
@@ -453,22 +454,22 @@ func TestNewConfigErrors(t *testing.T) {
 		change func(*Config)
 		want   []string
 	}{
-		{"no address", func(c *Config) { c.Address = "" }, []string{"address is empty: set sinks[].address"}},
-		{"bad scheme", func(c *Config) { c.Address = "ftp://vault:8200" }, []string{`address "ftp://vault:8200" is not an http(s)://host:port URL`}},
-		{"negative timeout", func(c *Config) { c.Timeout = -time.Second }, []string{"timeout -1s is negative"}},
-		{"bad mount", func(c *Config) { c.Mount = "a/../b" }, []string{`mount "a/../b"`}},
-		{"bad version", func(c *Config) { c.KVVersion = 3 }, []string{"kv_version 3: use 2 or 1"}},
-		{"field in fields", func(c *Config) { c.Fields = map[string]string{"token": "x"} }, []string{`key "token" is the secret's field`}},
+		{"no address", func(c *Config) { c.Address = "" }, []string{"address: is required"}},
+		{"bad scheme", func(c *Config) { c.Address = "ftp://vault:8200" }, []string{"address: must be an http:// or https:// URL"}},
+		{"negative timeout", func(c *Config) { c.Timeout = field.Duration(-time.Second) }, []string{"timeout: must be longer than 0, got -1s"}},
+		{"bad mount", func(c *Config) { c.Mount = "a/../b" }, []string{`mount: path has a ".." segment`}},
+		{"bad version", func(c *Config) { c.KVVersion = 3 }, []string{"kv_version: must be 1 or 2, got 3"}},
+		{"field in fields", func(c *Config) { c.Fields = map[string]string{"token": "x"} }, []string{`fields.token: "token" is the field that holds the token`}},
 		{"v1 metadata key", func(c *Config) { c.KVVersion, c.Field = 1, metadataKey }, []string{"where KV v1 metadata is stored"}},
-		{"template syntax", func(c *Config) { c.Fields = map[string]string{"x": "{{"} }, []string{"fields: x:"}},
-		{"unknown template field", func(c *Config) { c.Fields = map[string]string{"x": "{{.Nope}}"} }, []string{"fields: x:", "Nope"}},
+		{"template syntax", func(c *Config) { c.Fields = map[string]string{"x": "{{"} }, []string{"fields.x: invalid template"}},
+		{"unknown template field", func(c *Config) { c.Fields = map[string]string{"x": "{{.Nope}}"} }, []string{"fields.x: invalid template", "Nope"}},
 		{"unknown template function", func(c *Config) { c.Fields = map[string]string{"x": "{{join .Projects}}"} }, []string{`function "join" not defined`}},
-		{"no token", func(c *Config) { c.Auth.Token = secret.Secret{} }, []string{"auth.token is empty"}},
-		{"unknown method", func(c *Config) { c.Auth.Method = "ldap" }, []string{`unknown auth method "ldap"`}},
-		{"approle without credentials", func(c *Config) { c.Auth.Method = MethodAppRole }, []string{"auth.role_id is empty", "auth.secret_id is empty", "auth.token does not apply to auth method approle"}},
-		{"kubernetes without role", func(c *Config) { c.Auth = Auth{Method: MethodKubernetes, RoleID: "r"} }, []string{"auth.role is empty", "auth.role_id does not apply"}},
+		{"no token", func(c *Config) { c.Auth.Token = secret.Secret{} }, []string{"auth: auth method token needs a token"}},
+		{"unknown method", func(c *Config) { c.Auth.Method = "ldap" }, []string{`auth.method: must be token, approle or kubernetes, got "ldap"`}},
+		{"approle without credentials", func(c *Config) { c.Auth.Method = MethodAppRole }, []string{"needs a role id", "needs a secret id", "auth.token_file: does not apply to auth method approle"}},
+		{"kubernetes without role", func(c *Config) { c.Auth = Auth{Method: MethodKubernetes, RoleID: "r"} }, []string{"auth.role: is required", "auth.role_id: does not apply"}},
 		{"missing CA", func(c *Config) { c.CACert = "/nonexistent/ca.pem" }, []string{"read ca_file", "fix sinks[].ca_file"}},
-		{"several at once", func(c *Config) { c.Address, c.KVVersion = "", 5 }, []string{"address is empty", "kv_version 5"}},
+		{"several at once", func(c *Config) { c.Address, c.KVVersion = "", 5 }, []string{"address: is required", "kv_version: must be 1 or 2, got 5"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

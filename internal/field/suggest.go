@@ -1,15 +1,15 @@
-package config
+package field
 
 import (
 	"fmt"
 	"strings"
 )
 
-// suggest returns ` (did you mean <candidate>?)` for the candidate closest
+// Suggest returns ` (did you mean <candidate>?)` for the candidate closest
 // to s by edit distance, formatted with verb, or "" when none is close
 // enough to be a plausible typo. A candidate that s starts (a key cut
 // short, such as "unseen" for "unseen_for") is a plausible typo too.
-func suggest(s string, candidates []string, verb string) string {
+func Suggest(s string, candidates []string, verb string) string {
 	best, bestDist := "", -1
 	for _, c := range candidates {
 		d := editDistance(s, c)

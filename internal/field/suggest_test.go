@@ -1,4 +1,4 @@
-package config
+package field
 
 import (
 	"testing"
@@ -19,9 +19,9 @@ func TestSuggest(t *testing.T) {
 		{"re", ""},
 	}
 	for _, tt := range tests {
-		assert.Equal(t, tt.want, suggest(tt.in, keys, "%q"), tt.in)
+		assert.Equal(t, tt.want, Suggest(tt.in, keys, "%q"), tt.in)
 	}
-	assert.Empty(t, suggest("x", nil, "%q"))
+	assert.Empty(t, Suggest("x", nil, "%q"))
 }
 
 func TestEditDistance(t *testing.T) {
