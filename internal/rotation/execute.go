@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/unleash-rotator/unleash-rotator/internal/secret"
@@ -515,7 +516,7 @@ func (e *Engine) settle(j *job) {
 	d := j.decision
 	switch {
 	case len(off) > 0:
-		j.res.Outcome, j.res.Err = OutcomePending, fmt.Errorf("%v do not hold the current token", off)
+		j.res.Outcome, j.res.Err = OutcomePending, fmt.Errorf("%s lack the current token; the next pass delivers it", strings.Join(off, ", "))
 	case !j.res.Completed && !d.RenewAt.IsZero() && !e.cfg.Now().Before(d.RenewAt):
 		j.res.Outcome, j.res.Err = OutcomePending, fmt.Errorf("due since %s but not rotated", d.RenewAt.UTC().Format(time.RFC3339))
 	}

@@ -350,3 +350,46 @@ func TestEngineReadsTheLimitOnlyToCreate(t *testing.T) {
 	assert.Equal(t, 1, w.backend.limitReads)
 	assert.Equal(t, 3, w.backend.lists)
 }
+
+// settle is the last word on "ok", whatever the plan said: a destination
+// without the current token, or a due token left in place, is pending.
+func TestSettleNeverCallsAnUnfinishedLineageOK(t *testing.T) {
+	t.Parallel()
+	cur := tok("c", "", now.Add(-80*day), now.Add(10*day), "s-c")
+	other := tok("o", "", now.Add(-90*day), now.Add(day), "s-o")
+	notDue := tok("c", "", now.Add(-day), now.Add(89*day), "s-c")
+	tests := []struct {
+		name    string
+		current *Token
+		sinks   []SinkState
+		retired []Retired
+		want    Outcome
+		err     string
+	}{
+		{name: "every destination holds it", current: &notDue, sinks: []SinkState{holding("s1", notDue, now)}, want: OutcomeOK},
+		{name: "one holds another token", current: &notDue, sinks: []SinkState{holding("s1", notDue, now), holding("s2", other, now)}, want: OutcomePending, err: "s2:p lack the current token"},
+		{name: "one is empty", current: &notDue, sinks: []SinkState{empty("s1")}, want: OutcomePending, err: "s1:p lack the current token"},
+		{name: "no token, nothing published", sinks: []SinkState{empty("s1")}, want: OutcomeOK},
+		{name: "due, not rotated", current: &cur, sinks: []SinkState{holding("s1", cur, now)}, want: OutcomePending, err: "due since"},
+		{name: "a clean-up failed", current: &notDue, sinks: []SinkState{holding("s1", notDue, now)}, retired: []Retired{{Err: errors.New("x")}}, want: OutcomeFailed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			w := newWorld(t)
+			d := Decision{Action: ActionNone, Current: tt.current}
+			if tt.current != nil {
+				d.RenewAt = logPolicy().RenewAt(*tt.current)
+			}
+			j := &job{subject: Subject{Lineage: lineage(logPolicy()), Observation: Observation{Sinks: tt.sinks}}}
+			j.start(d)
+			j.res.Outcome, j.res.Retired = OutcomeOK, tt.retired
+			w.engine.settle(j)
+			assert.Equal(t, tt.want, j.res.Outcome)
+			if tt.err != "" {
+				require.Error(t, j.res.Err)
+				assert.Contains(t, j.res.Err.Error(), tt.err)
+			}
+		})
+	}
+}
