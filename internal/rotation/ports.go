@@ -59,8 +59,11 @@ var (
 )
 
 // Locker serialises passes that could touch the same tokens: a CronJob run
-// overlapping a manual one, or two daemons. Lock blocks until it holds the
-// lock for key or ctx is done. It returns held, a context derived from ctx
+// overlapping a manual one, or two daemons. The engine relies on it: a pass
+// that holds the lock treats a marked token no sink holds as a dead pass's
+// and recovers it at once, so a lock must exclude every rotator working on
+// the same Unleash instance (a file lock only those that share its
+// directory). Lock blocks until it holds the lock for key or ctx is done. It returns held, a context derived from ctx
 // that is cancelled if the lock is lost before unlock is called (a lease
 // that could not be renewed): the pass must stop when held is done. unlock
 // releases the lock.
