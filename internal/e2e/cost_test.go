@@ -122,38 +122,50 @@ func (u *countingUnleash) take() map[string]int {
 	return c
 }
 
-// costRig is an engine over the counting fake with two file sinks.
-func costRig(tb testing.TB, n int, expires time.Time) (*countingUnleash, *rotation.Engine, rotation.Target) {
+// costRig is an engine over the counting fake with two file sinks. fresh
+// returns another engine over the same fake and sinks, with nothing
+// cached, as a new process would be.
+func costRig(tb testing.TB, n int, expires time.Time) (fake *countingUnleash, e *rotation.Engine, target rotation.Target, fresh func() *rotation.Engine) {
 	tb.Helper()
-	fake := newCountingUnleash(n, expires)
+	fake = newCountingUnleash(n, expires)
 	srv := httptest.NewServer(fake)
 	tb.Cleanup(srv.Close)
-	c, err := unleash.NewClient(srv.URL, secret.New(fakeAdminToken))
-	require.NoError(tb, err)
 	logger := slog.New(slog.DiscardHandler)
 	sinks := fileSinks(tb, tb.TempDir(), tb.TempDir(), logger)
-	e := newEngine(tb, c, sinks, tb.TempDir(), logger, nil)
+	lockDir := tb.TempDir()
+	fresh = func() *rotation.Engine {
+		c, err := unleash.NewClient(srv.URL, secret.New(fakeAdminToken))
+		require.NoError(tb, err)
+		return newEngine(tb, c, sinks, lockDir, logger, nil)
+	}
 	p := policy(rotation.RetireDelete)
-	return fake, e, apiTarget("cost", "^svc-", []string{"default"}, p)
+	return fake, fresh(), apiTarget("cost", "^svc-", []string{"default"}, p), fresh
 }
 
 func TestPassCost(t *testing.T) {
 	t.Parallel()
-	fake, e, target := costRig(t, 2000, time.Now().Add(20*day))
+	fake, e, target, fresh := costRig(t, 2000, time.Now().Add(20*day))
 	ctx := t.Context()
 
 	// First pass: nothing is due, but the sinks are empty: each token is
-	// verified once and published to both sinks.
+	// verified once and published to both sinks. Nothing is created, so
+	// the instance's limit is not read.
 	rep := e.Run(ctx, []rotation.Target{target}, rotation.Options{})
 	require.NoError(t, rep.Errors())
-	assert.Equal(t, map[string]int{"GET /api/admin/api-tokens": 1, "GET /api/admin/ui-config": 1, "GET /api/client/features": 2000}, fake.take())
+	assert.Equal(t, map[string]int{"GET /api/admin/api-tokens": 1, "GET /api/client/features": 2000}, fake.take())
 
 	// Steady state: one listing, nothing else.
 	rep = e.Run(ctx, []rotation.Target{target}, rotation.Options{})
 	require.NoError(t, rep.Errors())
 	assert.Equal(t, map[string]int{"GET /api/admin/api-tokens": 1}, fake.take(), "a pass over 2000 tokens costs one request")
 
-	// 20 rotations: a create and a verification each, nothing per other token.
+	// The same from a fresh process, as a CronJob's `rotator once` runs.
+	rep = fresh().Run(ctx, []rotation.Target{target}, rotation.Options{})
+	require.NoError(t, rep.Errors())
+	assert.Equal(t, map[string]int{"GET /api/admin/api-tokens": 1}, fake.take(), "a fresh process's steady pass costs one request too")
+
+	// 20 rotations: a create and a verification each, nothing per other
+	// token, and the limit read once, to check there is room.
 	due := map[string]bool{}
 	for i := range 20 {
 		due[fmt.Sprintf("svc-%04d", i*100)] = true
@@ -161,7 +173,7 @@ func TestPassCost(t *testing.T) {
 	force := func(l rotation.Lineage) bool { return due[l.Spec.Name] }
 	rep = e.Run(ctx, []rotation.Target{target}, rotation.Options{Force: force})
 	require.NoError(t, rep.Errors())
-	assert.Equal(t, map[string]int{"GET /api/admin/api-tokens": 1, "POST /api/admin/projects/{p}/api-tokens": 20, "GET /api/client/features": 20}, fake.take())
+	assert.Equal(t, map[string]int{"GET /api/admin/api-tokens": 1, "GET /api/admin/ui-config": 1, "POST /api/admin/projects/{p}/api-tokens": 20, "GET /api/client/features": 20}, fake.take())
 
 	// Retiring the 20 replaced tokens uses the O(1) instance delete route,
 	// never the project route that scans every token.
@@ -175,7 +187,7 @@ func TestPassCost(t *testing.T) {
 // `make bench`; requests/op is the number of Unleash requests per pass.
 func BenchmarkPass(b *testing.B) {
 	b.Run("2000-tokens-steady", func(b *testing.B) {
-		fake, e, target := costRig(b, 2000, time.Now().Add(20*day))
+		fake, e, target, _ := costRig(b, 2000, time.Now().Add(20*day))
 		require.NoError(b, e.Run(b.Context(), []rotation.Target{target}, rotation.Options{}).Errors())
 		fake.take()
 		b.ReportAllocs()
@@ -186,7 +198,7 @@ func BenchmarkPass(b *testing.B) {
 		reportRequests(b, fake)
 	})
 	b.Run("2000-tokens-20-rotations", func(b *testing.B) {
-		fake, e, target := costRig(b, 2000, time.Now().Add(20*day))
+		fake, e, target, _ := costRig(b, 2000, time.Now().Add(20*day))
 		require.NoError(b, e.Run(b.Context(), []rotation.Target{target}, rotation.Options{}).Errors())
 		fake.take()
 		i := 0

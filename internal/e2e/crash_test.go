@@ -21,13 +21,14 @@ import (
 	"github.com/unleash-rotator/unleash-rotator/internal/unleashtest"
 )
 
-// The crash matrix: a rotator process is killed with SIGKILL at every step
-// of a rotation, and the next pass must leave every sink holding a token
-// that authenticates, no rotation leftover in Unleash, and no token retired
-// while a sink served it.
+// The crash matrix: a rotator process is killed with SIGKILL at every
+// checkpoint of a rotation, and the next pass must leave every sink holding
+// a token that authenticates, no rotation leftover in Unleash, and no token
+// retired while a sink served it.
 //
 // The test binary runs itself as the rotator (crashChild, entered from
-// TestMain), with an OnStep hook that kills the process at the chosen step.
+// TestMain), with an OnCheckpoint hook that kills the process at the chosen
+// checkpoint.
 
 const (
 	crashStepEnv = "E2E_CRASH_STEP"
@@ -46,7 +47,7 @@ func crashTarget(base string) rotation.Target {
 // crashChild runs one pass and kills itself at step number nth of the kind
 // asked for. It returns only when the pass never reached that step.
 func crashChild() int {
-	step := rotation.Step(os.Getenv(crashStepEnv))
+	step := rotation.Checkpoint(os.Getenv(crashStepEnv))
 	nth, _ := strconv.Atoi(os.Getenv(crashNthEnv))
 	dirs := filepathList(os.Getenv(crashDirsEnv))
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -62,8 +63,8 @@ func crashChild() int {
 	}
 	seen := 0
 	e, err := buildEngine(c, sinks, dirs[2], logger, func(cfg *rotation.Config) {
-		cfg.OnStep = func(ev rotation.StepEvent) {
-			if ev.Step != step {
+		cfg.OnCheckpoint = func(ev rotation.CheckpointEvent) {
+			if ev.Checkpoint != step {
 				return
 			}
 			if seen++; seen == nth {
@@ -94,7 +95,7 @@ func filepathList(s string) []string {
 }
 
 // crash runs a rotator process that is killed at step nth.
-func crash(t *testing.T, r *rig, base string, step rotation.Step, nth int) {
+func crash(t *testing.T, r *rig, base string, step rotation.Checkpoint, nth int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
@@ -122,7 +123,7 @@ func TestCrashMatrix(t *testing.T) {
 	}
 	cases := []struct {
 		name string
-		step rotation.Step
+		step rotation.Checkpoint
 		nth  int
 		// rotated first: the crash comes in the pass that retires.
 		retire bool
@@ -131,12 +132,12 @@ func TestCrashMatrix(t *testing.T) {
 		plain, secure rotation.Action
 		orphans       map[string]int
 	}{
-		{"before create", rotation.StepCreate, 1, false, rotation.ActionRotate, rotation.ActionRotate, nil},
-		{"after create", rotation.StepCreated, 1, false, rotation.ActionAdopt, rotation.ActionRotate, map[string]int{"secure": 1}},
-		{"after verify", rotation.StepVerified, 1, false, rotation.ActionAdopt, rotation.ActionRotate, map[string]int{"secure": 1}},
-		{"mid publish", rotation.StepPublished, 1, false, rotation.ActionPublish, rotation.ActionPublish, nil},
-		{"after publish", rotation.StepPublished, 2, false, rotation.ActionNone, rotation.ActionNone, nil},
-		{"before retire", rotation.StepRetire, 1, true, rotation.ActionNone, rotation.ActionNone, nil},
+		{"before create", rotation.CheckpointCreate, 1, false, rotation.ActionRotate, rotation.ActionRotate, nil},
+		{"after create", rotation.CheckpointCreated, 1, false, rotation.ActionAdopt, rotation.ActionRotate, map[string]int{"secure": 1}},
+		{"after verify", rotation.CheckpointVerified, 1, false, rotation.ActionAdopt, rotation.ActionRotate, map[string]int{"secure": 1}},
+		{"mid publish", rotation.CheckpointPublished, 1, false, rotation.ActionPublish, rotation.ActionPublish, nil},
+		{"after publish", rotation.CheckpointPublished, 2, false, rotation.ActionNone, rotation.ActionNone, nil},
+		{"before retire", rotation.CheckpointRetire, 1, true, rotation.ActionNone, rotation.ActionNone, nil},
 	}
 	for mode, srv := range servers {
 		for _, tc := range cases {

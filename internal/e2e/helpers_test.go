@@ -144,9 +144,9 @@ func buildEngine(c *unleash.Client, sinks map[string]rotation.Sink, lockDir stri
 		},
 		Sinks: sinks, Locker: locker, LockKey: c.BaseURL(), Logger: logger,
 		PollInterval: 250 * time.Millisecond, VerifyTimeout: 30 * time.Second, RevokeTimeout: 90 * time.Second,
-		// Recovery passes run seconds after a crash here, not a schedule
-		// tick later: clean up leftovers at once.
-		OrphanAge: -1,
+		// OrphanAge keeps its default (15 minutes): recovery passes run
+		// seconds after a crash here, and recover the crashed pass's
+		// leftovers at once because they hold the lock.
 	}
 	if mod != nil {
 		mod(&cfg)

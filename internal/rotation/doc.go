@@ -8,13 +8,24 @@
 //
 // # A pass
 //
-// [Engine.Run] lists each kind of token once, expands the configured
-// [Target]s into lineages (tokens that replace one another, one [Spec]),
-// reads every destination of every lineage, and asks [Plan] what to do.
-// Plan is a pure function of (now, observed tokens, sink contents, policy):
-// it does no I/O and reads no clock, so it is tested as a table. The engine
-// then carries out each lineage's decision, at most [Config].Concurrency at a
-// time, each isolated from the others' failures, and returns a [Report].
+// [Engine.Run] takes the [Locker]'s lock, lists each kind of token once,
+// expands the configured [Target]s into lineages (tokens that replace one
+// another, one [Spec]), reads every destination of every lineage, and asks
+// [PlanPass] what to do. PlanPass is a pure function of (now, inventories,
+// observations, options): it does no I/O and reads no clock, so it is
+// tested as a table. It plans each lineage with [Plan] — blocking those that
+// cannot be handled (a destination does not render, the listing or the
+// reading of the sinks failed, a sink holds foreign content) — and fits the
+// creates under Unleash's token limits. It asks for a limit
+// ([PassPlan].LimitsNeeded) only when it plans a create, so a pass with
+// nothing due costs one listing. The engine then carries out each lineage's [Decision], at
+// most [Config].Concurrency at a time, each isolated from the others'
+// failures, without ever changing it, and returns a [Report].
+//
+// The report tells the truth: a lineage is [OutcomeOK] only when every
+// destination holds its current token and nothing due was left in place; a
+// step is reported done only once it was; [Report.Summary] counts, per kind
+// of work, what succeeded, what failed and what waits.
 //
 // # No state of its own
 //
@@ -34,6 +45,12 @@
 // rotation: published if their secret is readable, deleted otherwise); and
 // older tokens no sink holds (retirement candidates).
 //
+// A marked token no sink holds may also belong to a pass that is still
+// running. A pass that holds the lock knows no other pass runs, so it
+// recovers such a leftover at once; one that does not (a dry run, or an
+// engine without a Locker) waits until the leftover is [Config].OrphanAge
+// old ([ActionWait]).
+//
 // # Invariants
 //
 //   - A token a sink holds is never retired.
@@ -42,6 +59,9 @@
 //     the consumers moved over.
 //   - A new token is verified against the Unleash API it is for before any
 //     sink receives it.
+//   - Every destination is read again right before an old token is expired
+//     or deleted: one that lost the replacement since holds the retirement
+//     back.
 //   - A lineage whose sinks cannot be read, or hold content the rotator did
 //     not write, is left untouched and reported.
 package rotation

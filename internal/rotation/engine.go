@@ -10,8 +10,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/unleash-rotator/unleash-rotator/internal/secret"
 )
 
 // Config wires an [Engine].
@@ -29,9 +27,9 @@ type Config struct {
 	Now func() time.Time
 	// Concurrency bounds how many lineages are worked on at once (default 4).
 	Concurrency int
-	// VerifyTimeout is how long a new token may take to authenticate: on a
-	// multi-node Unleash, other nodes learn of it at their next token-cache
-	// refresh, up to 60 s later (default 75 s).
+	// VerifyTimeout bounds the verification of a new token, the attempt in
+	// flight included: on a multi-node Unleash, other nodes learn of a token
+	// at their next token-cache refresh, up to 60 s later (default 75 s).
 	VerifyTimeout time.Duration
 	// RevokeTimeout is how long a revoked token may keep working before the
 	// revocation is reported as not effective (default 90 s; Unleash takes up
@@ -40,34 +38,36 @@ type Config struct {
 	// PollInterval paces verification polling (default 2 s).
 	PollInterval time.Duration
 	// OrphanAge is how old a token left by an interrupted rotation must be
-	// before a pass deletes it; younger, another pass may still be working
-	// on it. Zero means 15 minutes; set it to the pass timeout. Negative
-	// means no wait (tests that recover right after a crash).
+	// before a pass that does not hold the lock recovers it; younger,
+	// another pass may still be working on it. A pass that holds the lock
+	// recovers it at once. Zero means 15 minutes; set it to the pass
+	// timeout. Negative means no wait.
 	OrphanAge time.Duration
-	// OnStep, if set, is called at each step of a rotation, before the
-	// step's effect is relied upon. Tests use it to stop the process at
-	// every step; it must not block.
-	OnStep func(StepEvent)
+	// OnCheckpoint, if set, is called at each checkpoint of a rotation,
+	// before the checkpoint's effect is relied upon. Tests use it to stop
+	// the process at every checkpoint; it must not block.
+	OnCheckpoint func(CheckpointEvent)
 }
 
-// StepEvent reports progress of a rotation.
-type StepEvent struct {
-	Target string
-	Spec   Spec
-	Step   Step
-	Dest   string // for StepPublished
+// CheckpointEvent reports progress of a rotation.
+type CheckpointEvent struct {
+	Target     string
+	Spec       Spec
+	Checkpoint Checkpoint
+	Dest       string // for CheckpointPublished
 }
 
-// Step names a point in a rotation.
-type Step string
+// Checkpoint names a point in a rotation where a crash leaves a distinct
+// state behind (not to be confused with a [RetireStep]).
+type Checkpoint string
 
-// Steps, in the order a rotation passes them.
+// Checkpoints, in the order a rotation passes them.
 const (
-	StepCreate    Step = "create"    // about to create the replacement
-	StepCreated   Step = "created"   // Unleash returned it
-	StepVerified  Step = "verified"  // it authenticates
-	StepPublished Step = "published" // one sink holds it (before read-back)
-	StepRetire    Step = "retire"    // about to retire an old token
+	CheckpointCreate    Checkpoint = "create"    // about to create the replacement
+	CheckpointCreated   Checkpoint = "created"   // Unleash returned it
+	CheckpointVerified  Checkpoint = "verified"  // it authenticates
+	CheckpointPublished Checkpoint = "published" // one sink holds it (before read-back)
+	CheckpointRetire    Checkpoint = "retire"    // about to expire or delete an old token
 )
 
 // Options change what a pass does.
@@ -124,11 +124,22 @@ func New(cfg Config) (*Engine, error) {
 
 // job is the work on one lineage in one pass.
 type job struct {
-	lineage Lineage
-	obs     Observation
+	subject  Subject
+	decision Decision // the plan; never changed once made
+	log      *slog.Logger
+	// sinks is what each destination holds, as the pass changes it.
+	sinks []SinkState
+	// current is the ID of the token every destination should hold now:
+	// the decision's, then the one this pass published.
+	current string
 	res     Result
-	log     *slog.Logger
-	revoked bool // an emergency revocation retired the old tokens
+	// broken is an internal error (a panic) of an earlier phase: the job
+	// does nothing more.
+	broken error
+	// edge token checks while observing, and how many failed for another
+	// reason than Unleash rejecting the token.
+	edgeChecks, edgeCheckFailures int
+	edgeCheckErr                  error
 }
 
 // Run performs one pass over targets: list what Unleash has, read every
@@ -139,6 +150,7 @@ func (e *Engine) Run(ctx context.Context, targets []Target, opts Options) *Repor
 	rep := &Report{Started: e.cfg.Now(), DryRun: opts.DryRun}
 	defer func() { rep.Duration = e.cfg.Now().Sub(rep.Started) }()
 
+	locked := false
 	if !opts.DryRun && e.cfg.Locker != nil {
 		e.cfg.Logger.Debug("waiting for the rotation lock", "lock", e.cfg.LockKey)
 		held, unlock, err := e.cfg.Locker.Lock(ctx, e.cfg.LockKey)
@@ -147,26 +159,17 @@ func (e *Engine) Run(ctx context.Context, targets []Target, opts Options) *Repor
 			return rep
 		}
 		defer unlock()
-		ctx = held
+		// The pass stops when the lock is lost; until then, no other pass
+		// runs, which lets the plan recover leftovers at once.
+		ctx, locked = held, true
 	}
 
-	inventories, failed, err := e.list(ctx, targets)
+	listing, err := e.list(ctx, targets)
 	if err != nil {
 		rep.Err = err
 		return rep
 	}
-	tokens := map[Kind][]Token{}
-	for k, inv := range inventories {
-		tokens[k] = inv.Tokens
-	}
-	lineages, conflicts := Lineages(listable(targets, failed), tokens)
-	lineages = slices.DeleteFunc(lineages, func(l Lineage) bool {
-		return l.Spec.Kind == KindPAT && failed[listKey(KindPAT, l.Spec.Owner)] != nil
-	})
-	lineages = append(lineages, unlisted(targets, failed)...)
-	if opts.Only != nil {
-		lineages = slices.DeleteFunc(lineages, func(l Lineage) bool { return !opts.Only(l) })
-	}
+	lineages, conflicts := expand(targets, listing, opts.Only)
 	rep.Conflicts = conflicts
 	for _, c := range conflicts {
 		e.cfg.Logger.Warn(c.Error(), "target", c.Target)
@@ -174,32 +177,42 @@ func (e *Engine) Run(ctx context.Context, targets []Target, opts Options) *Repor
 
 	jobs := make([]*job, len(lineages))
 	for i, l := range lineages {
-		jobs[i] = &job{lineage: l, log: e.cfg.Logger.With(lineageAttrs(l)...)}
-		jobs[i].res.Lineage = l
+		jobs[i] = &job{subject: Subject{Lineage: l, Force: opts.Force != nil && opts.Force(l)}, log: e.cfg.Logger.With(lineageAttrs(l)...)}
 	}
-	grouped := byLineage(tokens)
-	e.each(ctx, jobs, func(ctx context.Context, j *job) { e.observe(ctx, j, grouped[j.lineage.Spec.Key()]) })
-	for _, j := range jobs {
-		po := PlanOptions{Force: opts.Force != nil && opts.Force(j.lineage), OrphanAge: e.cfg.OrphanAge}
-		j.res.Decision = Plan(e.cfg.Now(), j.lineage, j.obs, po)
-		switch {
-		case j.lineage.Err != nil:
-			j.res.Decision = Decision{Action: ActionBlocked, Reason: j.lineage.Err.Error()}
-		case j.res.Err != nil: // observing it failed (a panic): act on nothing
-			j.res.Decision = Decision{Action: ActionBlocked, Reason: j.res.Err.Error()}
+	grouped := byLineage(listing.tokens())
+	e.each(ctx, jobs, func(ctx context.Context, j *job) { e.observe(ctx, j, grouped[j.subject.Lineage.Spec.Key()]) },
+		func(j *job, err error) { j.subject.Observation.Err = err })
+	if listing.attempts == 0 {
+		if err := edgeUnreachable(jobs); err != nil {
+			rep.Err = err
+			return rep
 		}
 	}
-	applyCapacity(jobs, inventories)
+
+	in := PassInput{Now: e.cfg.Now(), Inventories: listing.inventories, Options: PlanOptions{OrphanAge: e.cfg.OrphanAge, Locked: locked}}
+	for _, j := range jobs {
+		in.Subjects = append(in.Subjects, j.subject)
+	}
+	plan := PlanPass(in)
+	if len(plan.LimitsNeeded) > 0 {
+		in.Limits = e.limits(ctx, plan.LimitsNeeded)
+		plan = PlanPass(in)
+	}
+	for i, j := range jobs {
+		j.start(plan.Decisions[i])
+	}
 
 	if opts.DryRun {
 		for _, j := range jobs {
 			j.res.Outcome = OutcomePlanned
-			j.res.Token = stripped(j.res.Decision.Current)
 		}
 	} else {
 		// Free capacity everywhere before anything is created.
-		e.each(ctx, jobs, e.cleanup)
-		e.each(ctx, jobs, func(ctx context.Context, j *job) { e.execute(ctx, j, opts) })
+		e.each(ctx, jobs, e.cleanup, func(j *job, err error) { j.broken = err })
+		e.each(ctx, jobs, func(ctx context.Context, j *job) { e.execute(ctx, j, opts) }, func(j *job, err error) {
+			j.res.Outcome, j.res.Err = OutcomeFailed, errors.Join(j.res.Err, err)
+			e.logResult(j)
+		})
 	}
 	for _, j := range jobs {
 		rep.Results = append(rep.Results, j.res)
@@ -207,14 +220,39 @@ func (e *Engine) Run(ctx context.Context, targets []Target, opts Options) *Repor
 	return rep
 }
 
+// start readies a job to carry out its decision.
+func (j *job) start(d Decision) {
+	j.decision = d
+	j.sinks = slices.Clone(j.subject.Observation.Sinks)
+	if d.Current != nil {
+		j.current = d.Current.ID
+	}
+	j.res = Result{Lineage: j.subject.Lineage, Decision: d, Token: stripped(d.Current)}
+}
+
+// listing is what a pass's listings returned.
+type listing struct {
+	inventories map[Kind]Inventory
+	// failed are the listings that failed, by listKey.
+	failed map[string]*ListError
+	// attempts counts the listings tried.
+	attempts int
+}
+
+func (l listing) tokens() map[Kind][]Token {
+	out := map[Kind][]Token{}
+	for k, inv := range l.inventories {
+		out[k] = inv.Tokens
+	}
+	return out
+}
+
 // list lists every kind the targets need, once, and PATs once per owner.
-// A listing that fails blocks only what it concerns (see listable and
-// unlisted); the pass fails as a whole only when every listing failed:
-// Unleash is unreachable or refuses the credential.
-func (e *Engine) list(ctx context.Context, targets []Target) (map[Kind]Inventory, map[string]*ListError, error) {
-	out := map[Kind]Inventory{}
-	failed := map[string]*ListError{}
-	attempts := 0
+// A listing that fails blocks only what it concerns (see expand); the pass
+// fails as a whole only when every listing failed: Unleash is unreachable
+// or refuses the credential.
+func (e *Engine) list(ctx context.Context, targets []Target) (listing, error) {
+	out := listing{inventories: map[Kind]Inventory{}, failed: map[string]*ListError{}}
 	for _, kind := range []Kind{KindAPIToken, KindPAT} {
 		scopes, ok := Scopes(targets)[kind]
 		if !ok {
@@ -222,44 +260,56 @@ func (e *Engine) list(ctx context.Context, targets []Target) (map[Kind]Inventory
 		}
 		b, err := e.backend(kind)
 		if err != nil {
-			return nil, nil, err
+			return listing{}, err
 		}
 		if kind != KindPAT {
-			attempts++
+			out.attempts++
 			inv, err := b.List(ctx, scopes)
 			if err != nil {
-				failed[listKey(kind, "")] = &ListError{Kind: kind, Err: err}
+				out.failed[listKey(kind, "")] = &ListError{Kind: kind, Err: err}
 				continue
 			}
-			out[kind] = inv
+			out.inventories[kind] = inv
 			continue
 		}
 		merged := Inventory{Complete: true}
 		for _, owner := range scopes {
-			attempts++
+			out.attempts++
 			inv, err := b.List(ctx, []string{owner})
 			if err != nil {
-				failed[listKey(kind, owner)] = &ListError{Kind: kind, Owner: owner, Err: err}
+				out.failed[listKey(kind, owner)] = &ListError{Kind: kind, Owner: owner, Err: err}
 				continue
 			}
-			merged.Tokens, merged.Limit = append(merged.Tokens, inv.Tokens...), inv.Limit
+			merged.Tokens = append(merged.Tokens, inv.Tokens...)
 		}
-		out[kind] = merged
+		out.inventories[kind] = merged
 	}
-	if attempts > 0 && len(failed) == attempts {
-		for _, k := range []string{listKey(KindAPIToken, "")} {
-			if f, ok := failed[k]; ok {
-				return nil, nil, f
-			}
+	if out.attempts > 0 && len(out.failed) == out.attempts {
+		if f, ok := out.failed[listKey(KindAPIToken, "")]; ok {
+			return listing{}, f
 		}
-		for _, f := range failed {
-			return nil, nil, f
+		for _, f := range out.failed {
+			return listing{}, f
 		}
 	}
-	return out, failed, nil
+	return out, nil
 }
 
 func listKey(k Kind, owner string) string { return string(k) + "|" + owner }
+
+// expand turns targets into the pass's lineages: those of the listed
+// tokens, and a blocked stand-in for what could not be listed.
+func expand(targets []Target, l listing, only func(Lineage) bool) ([]Lineage, []Conflict) {
+	lineages, conflicts := Lineages(listable(targets, l.failed), l.tokens())
+	lineages = slices.DeleteFunc(lineages, func(ln Lineage) bool {
+		return ln.Spec.Kind == KindPAT && l.failed[listKey(KindPAT, ln.Spec.Owner)] != nil
+	})
+	lineages = append(lineages, unlisted(targets, l.failed)...)
+	if only != nil {
+		lineages = slices.DeleteFunc(lineages, func(ln Lineage) bool { return !only(ln) })
+	}
+	return lineages, conflicts
+}
 
 // listable returns the targets whose tokens could be listed. An API-token
 // target whose listing failed cannot even be expanded into lineages.
@@ -291,6 +341,46 @@ func unlisted(targets []Target, failed map[string]*ListError) []Lineage {
 	return out
 }
 
+// edgeUnreachable fails a pass that listed nothing (edge targets only) when
+// every check of an edge token failed for another reason than Unleash
+// rejecting it: Unleash is out of reach, as a failed listing would have
+// shown.
+func edgeUnreachable(jobs []*job) error {
+	checks, failures := 0, 0
+	var first error
+	for _, j := range jobs {
+		checks += j.edgeChecks
+		failures += j.edgeCheckFailures
+		if first == nil {
+			first = j.edgeCheckErr
+		}
+	}
+	if checks == 0 || failures < checks {
+		return nil
+	}
+	return &ListError{Kind: KindEdge, Err: first}
+}
+
+// limits asks the backends for the limits of pools. A limit that cannot be
+// read is unknown (0): creates then go ahead, and Unleash's own refusal is
+// reported.
+func (e *Engine) limits(ctx context.Context, pools []Pool) map[Pool]int {
+	out := make(map[Pool]int, len(pools))
+	for _, p := range pools {
+		b, err := e.backend(p.Kind)
+		if err != nil {
+			out[p] = 0
+			continue
+		}
+		n, err := b.Limit(ctx, p.Owner)
+		if err != nil {
+			e.cfg.Logger.Warn("could not read the token limit; creating without checking for room first", "pool", p.String(), "err", err)
+		}
+		out[p] = n
+	}
+	return out
+}
+
 func (e *Engine) backend(k Kind) (Backend, error) {
 	b, ok := e.cfg.Backends[k]
 	if !ok {
@@ -299,9 +389,9 @@ func (e *Engine) backend(k Kind) (Backend, error) {
 	return b, nil
 }
 
-// each runs fn on every job, at most Concurrency at once. A panic fails its
-// job only.
-func (e *Engine) each(ctx context.Context, jobs []*job, fn func(context.Context, *job)) {
+// each runs fn on every job, at most Concurrency at once. A panic is
+// logged and handed to onPanic: it fails its job only.
+func (e *Engine) each(ctx context.Context, jobs []*job, fn func(context.Context, *job), onPanic func(*job, error)) {
 	sem := make(chan struct{}, e.cfg.Concurrency)
 	var wg sync.WaitGroup
 	for _, j := range jobs {
@@ -311,8 +401,7 @@ func (e *Engine) each(ctx context.Context, jobs []*job, fn func(context.Context,
 			defer func() {
 				if r := recover(); r != nil {
 					j.log.Error("internal error", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-					j.res.Outcome = OutcomeFailed
-					j.res.Err = errors.Join(j.res.Err, fmt.Errorf("internal error: %v", r))
+					onPanic(j, fmt.Errorf("internal error: %v", r))
 				}
 			}()
 			fn(ctx, j)
@@ -321,10 +410,16 @@ func (e *Engine) each(ctx context.Context, jobs []*job, fn func(context.Context,
 	wg.Wait()
 }
 
-// observe reads every destination of a lineage, whose tokens are given.
+// observe reads every destination of a lineage, whose tokens are given. A
+// lineage that cannot be handled is not read.
 func (e *Engine) observe(ctx context.Context, j *job, tokens []Token) {
-	j.obs.Tokens = tokens
-	for _, d := range j.lineage.Dests {
+	l := j.subject.Lineage
+	if l.Err != nil {
+		return
+	}
+	o := &j.subject.Observation
+	o.Tokens = tokens
+	for _, d := range l.Dests {
 		st := SinkState{Dest: d}
 		sink, ok := e.cfg.Sinks[d.Sink]
 		if !ok {
@@ -336,414 +431,42 @@ func (e *Engine) observe(ctx context.Context, j *job, tokens []Token) {
 		} else {
 			st.Record = rec
 		}
-		j.obs.Sinks = append(j.obs.Sinks, st)
+		o.Sinks = append(o.Sinks, st)
 	}
-	if j.lineage.Spec.Kind == KindEdge {
+	if l.Spec.Kind == KindEdge {
 		e.observeEdge(ctx, j)
 	}
 }
 
 // observeEdge asks Unleash whether the tokens the sinks hold still work.
 func (e *Engine) observeEdge(ctx context.Context, j *job) {
+	o := &j.subject.Observation
 	b, err := e.backend(KindEdge)
 	if err != nil {
-		j.res.Err = err
+		o.Err = err
 		return
 	}
-	j.obs.Valid = map[string]bool{}
-	for i, s := range j.obs.Sinks {
+	o.Valid = map[string]bool{}
+	for i, s := range o.Sinks {
 		id := s.Record.Meta.TokenID
 		if s.Empty || s.Err != nil || !s.Record.Managed() || id == "" {
 			continue
 		}
-		if _, seen := j.obs.Valid[id]; seen {
+		if _, seen := o.Valid[id]; seen {
 			continue
 		}
+		j.edgeChecks++
 		err := b.Verify(ctx, Token{ID: id, Kind: KindEdge, Type: s.Record.Meta.TokenType, Secret: s.Record.Secret})
 		switch {
 		case err == nil:
-			j.obs.Valid[id] = true
+			o.Valid[id] = true
 		case errors.Is(err, ErrRejected), errors.Is(err, ErrWrongAPI):
-			j.obs.Valid[id] = false
+			o.Valid[id] = false
 		default:
-			j.obs.Sinks[i].Err = fmt.Errorf("cannot check the token it holds: %w", err)
+			j.edgeCheckFailures++
+			j.edgeCheckErr = err
+			o.Sinks[i].Err = fmt.Errorf("cannot check the token it holds: %w", err)
 		}
-	}
-}
-
-// cleanup deletes tokens the plan found unused: orphans of interrupted
-// rotations and expired old tokens (StepGC).
-func (e *Engine) cleanup(ctx context.Context, j *job) {
-	// Even a blocked lineage cleans up: the capacity check may block a
-	// lineage yet count on deleting its expired tokens, and deleting an
-	// orphan or an expired token never takes anything from a consumer.
-	d := &j.res.Decision
-	b, err := e.backend(j.lineage.Spec.Kind)
-	if err != nil {
-		return // reported by execute
-	}
-	for _, t := range d.Orphans {
-		if err := b.Delete(ctx, t); err != nil {
-			j.res.Warnings = append(j.res.Warnings, fmt.Sprintf("could not delete orphan %q: %v", t.Name, err))
-			continue
-		}
-		j.log.Info("deleted an orphan of an interrupted rotation", "action", "delete-orphan", "token_name", t.Name, "token_id", t.ID)
-	}
-	for i, r := range d.Retire {
-		if r.Step != StepGC {
-			continue
-		}
-		err := b.Delete(ctx, r.Token)
-		j.res.Retired = append(j.res.Retired, Retired{Retirement: d.Retire[i], Err: err})
-		j.log.Info("deleted an expired token", "action", "gc", "token_name", r.Token.Name, "token_id", r.Token.ID, "err", err)
-	}
-}
-
-// execute carries out a lineage's decision.
-func (e *Engine) execute(ctx context.Context, j *job, opts Options) {
-	start := e.cfg.Now()
-	defer func() { j.res.Duration = e.cfg.Now().Sub(start) }()
-	d := j.res.Decision
-	j.res.Token = stripped(d.Current)
-	if j.res.Err != nil { // cleanup panicked
-		j.fail(OutcomeFailed, nil)
-		e.logResult(j)
-		return
-	}
-	j.res.Outcome = OutcomeOK
-
-	b, err := e.backend(j.lineage.Spec.Kind)
-	if err != nil {
-		j.fail(OutcomeFailed, err)
-		return
-	}
-	switch d.Action {
-	case ActionNone:
-		j.log.Debug("up to date", "action", d.Action, "reason", d.Reason)
-	case ActionBlocked:
-		j.fail(OutcomeBlocked, errors.New(d.Reason))
-	case ActionPublish, ActionAdopt:
-		e.redeliver(ctx, j, b)
-	case ActionRotate:
-		e.rotate(ctx, j, b, opts)
-	}
-	if j.res.Outcome == OutcomeOK && j.res.Err == nil && !j.revoked {
-		e.retire(ctx, j, b)
-	}
-	e.logResult(j)
-}
-
-func (j *job) fail(o Outcome, err error) {
-	j.res.Outcome = o
-	j.res.Err = errors.Join(j.res.Err, err)
-}
-
-func (e *Engine) step(j *job, s Step, dest string) {
-	if e.cfg.OnStep != nil {
-		e.cfg.OnStep(StepEvent{Target: j.lineage.Target, Spec: j.lineage.Spec, Step: s, Dest: dest})
-	}
-}
-
-// redeliver publishes the current token (publish) or an interrupted
-// rotation's token (adopt) to the sinks that lack it.
-func (e *Engine) redeliver(ctx context.Context, j *job, b Backend) {
-	d := j.res.Decision
-	tok := *d.Current
-	if tok.Secret.IsZero() {
-		j.fail(OutcomeFailed, fmt.Errorf("cannot publish %q: its secret is unknown", tok.Name))
-		return
-	}
-	if err := e.verify(ctx, j, b, tok); err != nil {
-		j.fail(OutcomeFailed, fmt.Errorf("%q does not authenticate, so it is not published: %w", tok.Name, err))
-		return
-	}
-	_, rid, _ := ParseName(tok.Name)
-	if d.Action == ActionAdopt {
-		j.res.Created, j.res.RotationID = true, rid
-	}
-	if err := e.publish(ctx, j, tok, d.Lacking, rid, ""); err != nil {
-		j.fail(OutcomePending, err)
-	}
-}
-
-// rotate creates a replacement, verifies it and publishes it everywhere.
-func (e *Engine) rotate(ctx context.Context, j *job, b Backend, opts Options) {
-	spec, old := j.lineage.Spec, j.res.Decision.Current
-	now := e.cfg.Now()
-	rid := NewRotationID(now)
-	name := Mark(spec.Name, rid)
-	var expires time.Time
-	if spec.Kind != KindEdge {
-		expires = now.Add(j.lineage.Policy.Lifetime)
-	}
-	if spec.Kind == KindEdge && opts.RevokeOld {
-		j.fail(OutcomeBlocked, errEdgeReplace)
-		return
-	}
-
-	j.res.RotationID = rid
-	log := j.log.With("rotation_id", rid)
-	log.Info("creating replacement", "action", "create", "token_name", name, "reason", j.res.Decision.Reason)
-	e.step(j, StepCreate, "")
-	tok, err := b.Create(ctx, spec, name, expires)
-	if errors.Is(err, ErrOutcomeUnknown) {
-		tok, err = e.recoverCreate(ctx, j, b, name, err)
-	}
-	if err != nil {
-		if errors.Is(err, ErrCapacity) {
-			err = fmt.Errorf("%w: delete unused tokens, raise the limit, or retire old tokens with retire mode delete: %w", ErrCapacity, err)
-		}
-		j.fail(OutcomeFailed, fmt.Errorf("create replacement: %w", err))
-		return
-	}
-	j.res.Created = true
-	log = log.With("fingerprint", tok.Secret.Fingerprint())
-	log.Info("created replacement", "action", "created", "token_name", tok.Name, "expires_at", tok.ExpiresAt)
-	e.step(j, StepCreated, "")
-
-	if valid, known := j.obs.Valid[tok.ID]; spec.Kind == KindEdge && known && !valid {
-		j.fail(OutcomeFailed, fmt.Errorf("issue-token returned the same edge token the sinks hold, which Unleash no longer accepts: %w", errEdgeReplace))
-		return
-	}
-	if err := e.verify(ctx, j, b, tok); err != nil {
-		derr := b.Delete(ctx, tok)
-		j.fail(OutcomeFailed, fmt.Errorf("new token %q does not authenticate (deleted it: %v): %w", tok.Name, errOrOK(derr), err))
-		return
-	}
-	e.step(j, StepVerified, "")
-
-	all := make([]int, len(j.obs.Sinks))
-	for i := range all {
-		all[i] = i
-	}
-	replaces := ""
-	if old != nil {
-		replaces = old.ID
-	}
-	if err := e.publish(ctx, j, tok, all, rid, replaces); err != nil {
-		j.fail(OutcomePending, err)
-		return
-	}
-	if opts.RevokeOld && spec.Kind != KindEdge && old != nil && old.ID != tok.ID {
-		e.revoke(ctx, j, b, append([]Token{*old}, liveOlder(e.cfg.Now(), j.obs.Tokens, *old)...))
-		j.revoked = true
-	}
-}
-
-// errEdgeReplace explains why an edge token cannot be replaced through the
-// API: Unleash's issue-token returns the token it recorded for (client,
-// environment, projects) even once that token is expired, and its admin
-// delete cannot remove an edge token (the edge_api_tokens row references it).
-var errEdgeReplace = errors.New("an edge token cannot be replaced through the Unleash API: issue-token keeps returning the recorded token, " +
-	"and the admin API cannot delete edge tokens; remove it from Unleash's database " +
-	"(DELETE FROM edge_api_tokens WHERE token_value = <token>; DELETE FROM api_tokens WHERE secret = <token>) and run again")
-
-// recoverCreate resolves a create whose outcome is unknown by looking the
-// token up by its (unique) name.
-func (e *Engine) recoverCreate(ctx context.Context, j *job, b Backend, name string, cause error) (Token, error) {
-	scopes := j.lineage.Spec.Projects
-	if j.lineage.Spec.Kind == KindPAT {
-		scopes = []string{j.lineage.Spec.Owner}
-	}
-	inv, err := b.List(ctx, scopes)
-	if err != nil {
-		return Token{}, fmt.Errorf("%w; looking it up failed too (%w): the next pass will adopt or delete it", cause, err)
-	}
-	i := slices.IndexFunc(inv.Tokens, func(t Token) bool { return t.Name == name })
-	switch {
-	case i < 0:
-		return Token{}, fmt.Errorf("%w; no token named %q exists yet: if it appears, the next pass adopts or deletes it", cause, name)
-	case inv.Tokens[i].Secret.IsZero():
-		derr := b.Delete(ctx, inv.Tokens[i])
-		return Token{}, fmt.Errorf("%w; %q was created but its secret never arrived (deleted it: %v); the next pass creates another", cause, name, errOrOK(derr))
-	}
-	j.log.Warn("create outcome was unknown; found the token and continuing with it", "token_name", name)
-	return inv.Tokens[i], nil
-}
-
-// verify waits until tok authenticates, for up to VerifyTimeout.
-func (e *Engine) verify(ctx context.Context, j *job, b Backend, tok Token) error {
-	return e.poll(ctx, e.cfg.VerifyTimeout, func() (bool, error) {
-		err := b.Verify(ctx, tok)
-		if errors.Is(err, ErrWrongAPI) {
-			return true, err // will not change by waiting
-		}
-		if err != nil {
-			j.log.Debug("new token not accepted yet", "err", err)
-		}
-		return err == nil, err
-	})
-}
-
-// poll calls check every PollInterval until it reports done (returning its
-// error, nil for success) or timeout passes (returning its last error).
-func (e *Engine) poll(ctx context.Context, timeout time.Duration, check func() (done bool, err error)) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	t := time.NewTicker(e.cfg.PollInterval)
-	defer t.Stop()
-	for {
-		done, err := check()
-		if done {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			if err == nil {
-				err = ctx.Err()
-			}
-			return fmt.Errorf("gave up after %s: %w", timeout, err)
-		case <-t.C:
-		}
-	}
-}
-
-// publish writes tok to the destinations idx, reads each back, and returns
-// the joined failures. Destinations are written in order, so the first
-// configured sink holds a one-time secret as early as possible.
-func (e *Engine) publish(ctx context.Context, j *job, tok Token, idx []int, rid, replaces string) error {
-	now := e.cfg.Now()
-	meta := Metadata{
-		TokenID: tok.ID, TokenName: tok.Name, TokenType: tok.Type, Kind: tok.Kind, Projects: tok.Projects,
-		Environment: tok.Environment, CreatedAt: tok.CreatedAt, ExpiresAt: tok.ExpiresAt,
-		Fingerprint: tok.Secret.Fingerprint(), RotationID: rid, Replaces: replaces,
-		WrittenAt: now, VerifiedAt: now, WrittenBy: Writer,
-	}
-	var errs, afterWrite []error
-	for _, i := range idx {
-		st := &j.obs.Sinks[i]
-		sink := e.cfg.Sinks[st.Dest.Sink]
-		err := sink.Put(ctx, st.Dest.Path, Record{Secret: tok.Secret, Meta: meta}, st.Record.Version)
-		if err != nil && !errors.Is(err, ErrAfterWrite) {
-			errs = append(errs, fmt.Errorf("publish to %s: %w", st.Dest, err))
-			continue
-		}
-		if err != nil {
-			afterWrite = append(afterWrite, fmt.Errorf("%s: %w", st.Dest, err))
-		}
-		e.step(j, StepPublished, st.Dest.String())
-		back, rerr := sink.Get(ctx, st.Dest.Path)
-		switch {
-		case rerr != nil:
-			errs = append(errs, fmt.Errorf("read back %s: %w", st.Dest, rerr))
-		case back.Meta.Fingerprint != meta.Fingerprint || back.Meta.TokenID != tok.ID:
-			errs = append(errs, fmt.Errorf("read back %s: it holds %s, not the %s just written", st.Dest, back.Meta.Fingerprint, meta.Fingerprint))
-		default:
-			st.Record, st.Empty = back, false
-			j.res.Published = append(j.res.Published, st.Dest)
-			j.log.Info("published", "action", "publish", "sink", st.Dest.Sink, "path", st.Dest.Path, "fingerprint", meta.Fingerprint)
-		}
-	}
-	if len(errs) > 0 {
-		return fmt.Errorf("%d of %d destinations failed; nothing is retired until they hold the new token (the next pass re-delivers it): %w",
-			len(errs), len(idx), errors.Join(errs...))
-	}
-	j.res.Token = stripped(&tok)
-	if len(afterWrite) > 0 {
-		// Published everywhere, but a consumer may keep the old token in
-		// memory until it reloads: say so loudly. The old token still retires
-		// only after the grace period.
-		j.fail(OutcomeFailed, fmt.Errorf("published, but telling a consumer to reload failed; it may use the old token until it reloads: %w", errors.Join(afterWrite...)))
-	}
-	return nil
-}
-
-// retire carries out the plan's retirements (gc happened in cleanup).
-func (e *Engine) retire(ctx context.Context, j *job, b Backend) {
-	for _, r := range j.res.Decision.Retire {
-		t := r.Token
-		attrs := []any{"token_name", t.Name, "token_id", t.ID, "created_at", t.CreatedAt, "expires_at", t.ExpiresAt, "seen_at", t.SeenAt, "reason", r.Reason}
-		if !t.Secret.IsZero() {
-			attrs = append(attrs, "fingerprint", t.Secret.Fingerprint())
-		}
-		var err error
-		switch r.Step {
-		case StepGC:
-			continue
-		case StepLog:
-			j.log.Info("retirement candidate", append(attrs, "action", "retire-candidate")...)
-		case StepWait:
-			j.log.Info("not retiring yet", append(attrs, "action", "retire-wait")...)
-		case StepExpire:
-			e.step(j, StepRetire, "")
-			err = b.Expire(ctx, t, r.At)
-			j.log.Info("retired: expiry shortened", append(attrs, "action", "retire-expire", "new_expires_at", r.At, "err", err)...)
-		case StepDelete:
-			e.step(j, StepRetire, "")
-			err = b.Delete(ctx, t)
-			j.log.Info("retired: deleted", append(attrs, "action", "retire-delete", "err", err)...)
-		}
-		if err != nil {
-			err = fmt.Errorf("retire %q: %w", t.Name, err)
-		}
-		j.res.Retired = append(j.res.Retired, Retired{Retirement: r, Err: err})
-	}
-}
-
-// revoke deletes old tokens at once and waits until Unleash rejects them,
-// recording each outcome.
-func (e *Engine) revoke(ctx context.Context, j *job, b Backend, old []Token) {
-	for _, t := range old {
-		t.Secret = secretOf(t, j.obs)
-		r := Retired{Retirement: Retirement{Token: t, Step: StepDelete, Reason: "revoked at once (--revoke-old)"}}
-		e.step(j, StepRetire, "")
-		if err := b.Delete(ctx, t); err != nil {
-			r.Err = fmt.Errorf("revoke %q: %w", t.Name, err)
-		} else if t.Secret.IsZero() {
-			r.Err = fmt.Errorf("revoked %q but cannot confirm it is dead: its secret is unknown", t.Name)
-		} else {
-			j.log.Info("revoked; waiting until Unleash rejects it", "action", "revoke", "token_name", t.Name, "fingerprint", t.Secret.Fingerprint())
-			err := e.poll(ctx, e.cfg.RevokeTimeout, func() (bool, error) {
-				switch verr := b.Verify(ctx, t); {
-				case errors.Is(verr, ErrRejected):
-					return true, nil
-				case verr == nil:
-					return false, errors.New("it still authenticates")
-				default:
-					return false, verr
-				}
-			})
-			if err != nil {
-				r.Err = fmt.Errorf("revoked %q but Unleash still accepts it: %w", t.Name, err)
-			} else {
-				r.Confirmed = true
-				j.log.Info("revocation confirmed: Unleash rejects the old token", "action", "revoke-confirmed", "token_name", t.Name)
-			}
-		}
-		j.res.Retired = append(j.res.Retired, r)
-	}
-}
-
-// liveOlder returns the tokens older than t that have not expired.
-func liveOlder(now time.Time, tokens []Token, t Token) []Token {
-	var out []Token
-	for _, o := range tokens {
-		if o.ID != t.ID && o.CreatedAt.Before(t.CreatedAt) && !o.Expired(now) {
-			out = append(out, o)
-		}
-	}
-	return out
-}
-
-func (e *Engine) logResult(j *job) {
-	r := j.res
-	attrs := []any{"action", r.Decision.Action, "outcome", r.Outcome, "duration", r.Duration, "reason", r.Decision.Reason}
-	if r.Token != nil {
-		attrs = append(attrs, "token_name", r.Token.Name)
-		if !r.Token.ExpiresAt.IsZero() {
-			attrs = append(attrs, "expires_at", r.Token.ExpiresAt)
-		}
-	}
-	for _, w := range append(r.Decision.Warnings, r.Warnings...) {
-		j.log.Warn(w)
-	}
-	switch {
-	case r.Err != nil:
-		j.log.Error("lineage failed", append(attrs, "err", r.Err)...)
-	case r.Decision.Action == ActionNone:
-		j.log.Debug("lineage up to date", attrs...)
-	default:
-		j.log.Info("lineage done", attrs...)
 	}
 }
 
@@ -759,21 +482,4 @@ func lineageAttrs(l Lineage) []any {
 		attrs = append(attrs, "owner", l.Spec.Owner)
 	}
 	return append(attrs, "lineage", l.Spec.Name, "type", l.Spec.Type)
-}
-
-// stripped returns a copy of t without its secret.
-func stripped(t *Token) *Token {
-	if t == nil {
-		return nil
-	}
-	c := *t
-	c.Secret = secret.Secret{}
-	return &c
-}
-
-func errOrOK(err error) string {
-	if err == nil {
-		return "ok"
-	}
-	return err.Error()
 }

@@ -1,9 +1,11 @@
 package rotation
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
 	"sync"
@@ -19,21 +21,28 @@ import (
 
 // fakeBackend is an in-memory Unleash for one kind of token.
 type fakeBackend struct {
-	mu       sync.Mutex
-	now      func() time.Time
-	tokens   []Token
-	secure   bool // listings hide secrets, as in secure-token mode
-	limit    int
-	n        int
-	lists    int
-	deleted  []string
-	expired  map[string]time.Time
-	lag      time.Duration // a deleted token keeps verifying this long
-	gone     map[string]time.Time
-	onCreate func(spec Spec, name string) error // injected failure, before or after storing
+	mu     sync.Mutex
+	now    func() time.Time
+	tokens []Token
+	secure bool // listings hide secrets, as in secure-token mode
+	limit  int
+	n      int
+	lists  int
+	// limitReads counts the calls to Limit.
+	limitReads int
+	deleted    []string
+	expired    map[string]time.Time
+	lag        time.Duration // a deleted token keeps verifying this long
+	gone       map[string]time.Time
+	onCreate   func(spec Spec, name string) error // injected failure, before or after storing
 	// createThenFail stores the token and then fails with outcome unknown.
 	createThenFail bool
 	verifyErr      error
+	// verifyHangs makes every verification hang until its context ends,
+	// as behind a network that delays it past every timeout.
+	verifyHangs bool
+	// deleteErr fails the deletion of the tokens it names.
+	deleteErr map[string]error
 }
 
 func newFakeBackend(now func() time.Time) *fakeBackend {
@@ -51,7 +60,14 @@ func (b *fakeBackend) List(_ context.Context, _ []string) (Inventory, error) {
 		}
 		out = append(out, t)
 	}
-	return Inventory{Tokens: out, Complete: true, Limit: b.limit}, nil
+	return Inventory{Tokens: out, Complete: true}, nil
+}
+
+func (b *fakeBackend) Limit(context.Context, string) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.limitReads++
+	return b.limit, nil
 }
 
 func (b *fakeBackend) Create(_ context.Context, spec Spec, name string, expires time.Time) (Token, error) {
@@ -76,7 +92,14 @@ func (b *fakeBackend) Create(_ context.Context, spec Spec, name string, expires 
 	return t, nil
 }
 
-func (b *fakeBackend) Verify(_ context.Context, t Token) error {
+func (b *fakeBackend) Verify(ctx context.Context, t Token) error {
+	b.mu.Lock()
+	hang := b.verifyHangs
+	b.mu.Unlock()
+	if hang {
+		<-ctx.Done()
+		return fmt.Errorf("GET /api/client/features: %w", ctx.Err())
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.verifyErr != nil {
@@ -108,9 +131,15 @@ func (b *fakeBackend) Expire(_ context.Context, t Token, at time.Time) error {
 	return nil
 }
 
-func (b *fakeBackend) Delete(_ context.Context, t Token) error {
+func (b *fakeBackend) Delete(ctx context.Context, t Token) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := b.deleteErr[t.ID]; err != nil {
+		return err
+	}
 	b.deleted = append(b.deleted, t.ID)
 	b.gone[t.ID] = b.now()
 	b.tokens = slices.DeleteFunc(b.tokens, func(have Token) bool { return have.ID == t.ID })
@@ -174,19 +203,21 @@ type world struct {
 	backend *fakeBackend
 	a, b    *memSink
 	engine  *Engine
-	steps   []Step
+	steps   []Checkpoint
 	mu      sync.Mutex
+	logs    *logBuffer
 }
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
-	w := &world{t: t, clock: now, a: newMemSink(), b: newMemSink()}
+	w := &world{t: t, clock: now, a: newMemSink(), b: newMemSink(), logs: &logBuffer{}}
 	w.backend = newFakeBackend(w.now)
 	e, err := New(Config{
+		Logger:   slog.New(slog.NewTextHandler(w.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Backends: map[Kind]Backend{KindAPIToken: w.backend, KindPAT: w.backend, KindEdge: w.backend},
 		Sinks:    map[string]Sink{"a": w.a, "b": w.b},
 		Now:      w.now, PollInterval: time.Second, VerifyTimeout: 10 * time.Second, RevokeTimeout: 90 * time.Second,
-		OnStep: func(ev StepEvent) { w.mu.Lock(); w.steps = append(w.steps, ev.Step); w.mu.Unlock() },
+		OnCheckpoint: func(ev CheckpointEvent) { w.mu.Lock(); w.steps = append(w.steps, ev.Checkpoint); w.mu.Unlock() },
 	})
 	require.NoError(t, err)
 	w.engine = e
@@ -241,7 +272,7 @@ func TestEngineFullRotation(t *testing.T) {
 	assert.Equal(t, ActionRotate, res.Decision.Action)
 	assert.Equal(t, OutcomeOK, res.Outcome)
 	assert.True(t, res.Created)
-	assert.Equal(t, []Step{StepCreate, StepCreated, StepVerified, StepPublished, StepPublished}, w.steps)
+	assert.Equal(t, []Checkpoint{CheckpointCreate, CheckpointCreated, CheckpointVerified, CheckpointPublished, CheckpointPublished}, w.steps)
 	assert.Len(t, res.Published, 2)
 
 	ra, ok := w.a.holds("default/development/svc")
@@ -680,4 +711,22 @@ func TestEngineEdge(t *testing.T) {
 	assert.Equal(t, ActionRotate, rep.Results[0].Decision.Action)
 	rec2, _ := w.a.holds("edge/development")
 	assert.NotEqual(t, rec.Meta.TokenID, rec2.Meta.TokenID)
+}
+
+// logBuffer collects an engine's logs.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -113,7 +113,7 @@ func TestPlanWindows(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			o := Observation{Tokens: []Token{tt.token}, Sinks: []SinkState{holding("s1", tt.token, created)}}
-			d := Plan(tt.at, lineage(tt.policy), o, PlanOptions{Force: tt.force})
+			d := plan(tt.at, lineage(tt.policy), o, planOpts{Force: tt.force})
 			assert.Equal(t, tt.action, d.Action, d.Reason)
 			assert.Contains(t, d.Reason, tt.reason)
 			require.NotNil(t, d.Current)
@@ -182,7 +182,7 @@ func TestPlanBootstrapAndRedelivery(t *testing.T) {
 			t.Parallel()
 			l := lineage(logPolicy())
 			l.Declared = tt.declared
-			d := Plan(now, l, tt.obs, PlanOptions{})
+			d := plan(now, l, tt.obs, planOpts{})
 			assert.Equal(t, tt.action, d.Action, d.Reason)
 			assert.Contains(t, d.Reason, tt.reason)
 			if tt.current == "" {
@@ -214,7 +214,7 @@ func TestPlanInterruptedRotation(t *testing.T) {
 	t.Run("readable orphan is adopted, older ones deleted", func(t *testing.T) {
 		t.Parallel()
 		o := Observation{Tokens: []Token{old, newer, newest}, Sinks: []SinkState{holding("s1", old, created), holding("s2", old, created)}}
-		d := Plan(now, lineage(logPolicy()), o, PlanOptions{})
+		d := plan(now, lineage(logPolicy()), o, planOpts{})
 		assert.Equal(t, ActionAdopt, d.Action, d.Reason)
 		assert.Equal(t, "n2", d.Current.ID)
 		assert.Equal(t, []int{0, 1}, d.Lacking)
@@ -224,7 +224,7 @@ func TestPlanInterruptedRotation(t *testing.T) {
 	t.Run("unreadable orphan is deleted and the lineage planned as usual", func(t *testing.T) {
 		t.Parallel()
 		o := Observation{Tokens: []Token{old, unreadable}, Sinks: []SinkState{holding("s1", old, created)}}
-		d := Plan(now, lineage(logPolicy()), o, PlanOptions{})
+		d := plan(now, lineage(logPolicy()), o, planOpts{})
 		assert.Equal(t, ActionRotate, d.Action, "old is due, so it rotates again")
 		assert.Equal(t, "old", d.Current.ID)
 		assert.Equal(t, []string{"n3"}, ids(d.Orphans))
@@ -233,7 +233,7 @@ func TestPlanInterruptedRotation(t *testing.T) {
 		t.Parallel()
 		fresh := tok("u", "", now.Add(-time.Hour), now.Add(89*day), "s-u")
 		o := Observation{Tokens: []Token{fresh, unreadable}, Sinks: []SinkState{empty("s1")}}
-		d := Plan(now, lineage(logPolicy()), o, PlanOptions{})
+		d := plan(now, lineage(logPolicy()), o, planOpts{})
 		assert.Equal(t, ActionPublish, d.Action)
 		assert.Equal(t, "u", d.Current.ID)
 		assert.Equal(t, []string{"n3"}, ids(d.Orphans))
@@ -241,7 +241,7 @@ func TestPlanInterruptedRotation(t *testing.T) {
 	t.Run("older marked tokens are predecessors, not orphans", func(t *testing.T) {
 		t.Parallel()
 		o := Observation{Tokens: []Token{predecessor, newer}, Sinks: []SinkState{holding("s1", newer, now.Add(-time.Hour))}}
-		d := Plan(now, lineage(logPolicy()), o, PlanOptions{})
+		d := plan(now, lineage(logPolicy()), o, planOpts{})
 		assert.Equal(t, ActionNone, d.Action)
 		assert.Empty(t, d.Orphans)
 		require.Len(t, d.Retire, 1)
@@ -251,7 +251,7 @@ func TestPlanInterruptedRotation(t *testing.T) {
 	t.Run("a forced rotation does not adopt", func(t *testing.T) {
 		t.Parallel()
 		o := Observation{Tokens: []Token{old, newest}, Sinks: []SinkState{holding("s1", old, created)}}
-		d := Plan(now, lineage(logPolicy()), o, PlanOptions{Force: true})
+		d := plan(now, lineage(logPolicy()), o, planOpts{Force: true})
 		assert.Equal(t, ActionRotate, d.Action)
 		assert.Equal(t, []string{"n2"}, ids(d.Orphans))
 	})
@@ -268,7 +268,7 @@ func TestPlanLeftoversThatMustNotBeDeleted(t *testing.T) {
 		// Published months ago under another path; consumers read it there.
 		served := tok("served", "20260901T000000Z-aaaaaa", now.Add(-60*day), now.Add(30*day), "")
 		served.SeenAt = now.Add(-2 * time.Minute)
-		d := Plan(now, lineage(deletePolicy()), Observation{Tokens: []Token{orig, served}, Sinks: []SinkState{empty("s1")}}, PlanOptions{OrphanAge: 15 * time.Minute})
+		d := plan(now, lineage(deletePolicy()), Observation{Tokens: []Token{orig, served}, Sinks: []SinkState{empty("s1")}}, planOpts{OrphanAge: 15 * time.Minute})
 		assert.Empty(t, d.Orphans, "a token consumers use is never deleted as an orphan")
 		require.Len(t, d.Warnings, 1)
 		assert.Contains(t, d.Warnings[0], "consumers use it")
@@ -279,26 +279,95 @@ func TestPlanLeftoversThatMustNotBeDeleted(t *testing.T) {
 		t.Parallel()
 		left := tok("left", "20261122T100000Z-bbbbbb", now.Add(-2*time.Hour), now.Add(30*day), "")
 		left.SeenAt = left.CreatedAt.Add(2 * time.Minute) // the verification right after creating it
-		d := Plan(now, lineage(deletePolicy()), Observation{Tokens: []Token{orig, left}, Sinks: []SinkState{empty("s1")}}, PlanOptions{OrphanAge: 15 * time.Minute})
+		d := plan(now, lineage(deletePolicy()), Observation{Tokens: []Token{orig, left}, Sinks: []SinkState{empty("s1")}}, planOpts{OrphanAge: 15 * time.Minute})
 		assert.Equal(t, []string{"left"}, ids(d.Orphans))
 	})
 	t.Run("too young: its pass may still be running", func(t *testing.T) {
 		t.Parallel()
 		young := tok("young", "20261122T115500Z-cccccc", now.Add(-5*time.Minute), now.Add(30*day), "")
-		d := Plan(now, lineage(deletePolicy()), Observation{Tokens: []Token{orig, young}, Sinks: []SinkState{holding("s1", orig, now.Add(-80*day))}}, PlanOptions{OrphanAge: 15 * time.Minute})
-		assert.Equal(t, ActionNone, d.Action, "no second rotation next to one in progress")
+		d := plan(now, lineage(deletePolicy()), Observation{Tokens: []Token{orig, young}, Sinks: []SinkState{holding("s1", orig, now.Add(-80*day))}}, planOpts{OrphanAge: 15 * time.Minute})
+		assert.Equal(t, ActionWait, d.Action, "no second rotation next to one in progress")
+		assert.Equal(t, now.Add(10*time.Minute), d.Until, "a bounded wait: the leftover is abandoned at 15m old")
 		assert.Empty(t, d.Orphans)
+		assert.Empty(t, d.Retire)
 		assert.Contains(t, d.Reason, "may still be running")
 		assert.Contains(t, d.Reason, "15m0s old")
+		assert.Contains(t, d.Reason, "any pass that holds the rotation lock, recovers it", "a dry run says what a locked pass does")
+		require.NotNil(t, d.Current, "the current token is still reported")
+		assert.Equal(t, "orig", d.Current.ID)
+		assert.False(t, d.RenewAt.IsZero())
 	})
 	t.Run("the only live tokens were leftovers: the reason says so", func(t *testing.T) {
 		t.Parallel()
 		dead := tok("dead", "", now.Add(-100*day), now.Add(-day), "")
 		left := tok("left", "20261122T100000Z-dddddd", now.Add(-2*time.Hour), now.Add(30*day), "")
-		d := Plan(now, lineage(logPolicy()), Observation{Tokens: []Token{dead, left}, Sinks: []SinkState{empty("s1")}}, PlanOptions{})
+		d := plan(now, lineage(logPolicy()), Observation{Tokens: []Token{dead, left}, Sinks: []SinkState{empty("s1")}}, planOpts{})
 		assert.Equal(t, ActionRotate, d.Action)
 		assert.Contains(t, d.Reason, "the only live tokens are leftovers of an interrupted rotation")
 	})
+}
+
+// Issue 10: a pass that holds the lock knows that no other pass runs, so a
+// leftover no sink holds comes from a pass that died: it is recovered at
+// once, whatever its age. Without the lock the pass waits, for a bounded
+// time.
+func TestPlanLeftoversUnderTheLock(t *testing.T) {
+	t.Parallel()
+	due := tok("due", "", now.Add(-80*day), now.Add(10*day), "")
+	fresh := tok("fresh", "", now.Add(-day), now.Add(89*day), "")
+	unreadable := tok("left", "20261122T115500Z-cccccc", now.Add(-5*time.Minute), now.Add(90*day), "")
+	readable := tok("left", "20261122T115500Z-cccccc", now.Add(-5*time.Minute), now.Add(90*day), "s-left")
+	expiredLeft := tok("left", "20261122T115500Z-cccccc", now.Add(-5*time.Minute), now.Add(-time.Minute), "")
+	tests := []struct {
+		name    string
+		tokens  []Token
+		sinks   []SinkState
+		locked  bool
+		action  Action
+		orphans []string
+		reason  string
+	}{
+		{
+			name: "locked, secure mode, due lineage: delete the leftover and rotate", locked: true,
+			tokens: []Token{due, unreadable}, sinks: []SinkState{holding("s1", due, now.Add(-80*day))},
+			action: ActionRotate, orphans: []string{"left"}, reason: "due",
+		},
+		{
+			name: "not locked: wait", tokens: []Token{due, unreadable}, sinks: []SinkState{holding("s1", due, now.Add(-80*day))},
+			action: ActionWait, reason: "may still be running",
+		},
+		{
+			name: "locked, first rotation crashed, nothing published: recreate", locked: true,
+			tokens: []Token{unreadable}, sinks: []SinkState{empty("s1")},
+			action: ActionRotate, orphans: []string{"left"}, reason: "the only live tokens are leftovers",
+		},
+		{
+			name: "not locked, nothing published: wait, not up to date", tokens: []Token{unreadable}, sinks: []SinkState{empty("s1")},
+			action: ActionWait,
+		},
+		{
+			name: "locked, lineage not due: delete the leftover, nothing else", locked: true,
+			tokens: []Token{fresh, unreadable}, sinks: []SinkState{holding("s1", fresh, now.Add(-day))},
+			action: ActionNone, orphans: []string{"left"},
+		},
+		{
+			name: "readable leftover is adopted with or without the lock", tokens: []Token{due, readable}, sinks: []SinkState{holding("s1", due, now.Add(-80*day))},
+			action: ActionAdopt,
+		},
+		{
+			name: "an expired leftover is nobody's: deleted without the lock", tokens: []Token{due, expiredLeft}, sinks: []SinkState{holding("s1", due, now.Add(-80*day))},
+			action: ActionRotate, orphans: []string{"left"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			d := plan(now, lineage(deletePolicy()), Observation{Tokens: tt.tokens, Sinks: tt.sinks}, planOpts{OrphanAge: 15 * time.Minute, Locked: tt.locked})
+			assert.Equal(t, tt.action, d.Action, d.Reason)
+			assert.Equal(t, tt.orphans, ids(d.Orphans))
+			assert.Contains(t, d.Reason, tt.reason)
+		})
+	}
 }
 
 // Review finding C2: two lineages rendering the same destination would
@@ -388,7 +457,7 @@ func TestPlanRetirement(t *testing.T) {
 			if sinks == nil {
 				sinks = []SinkState{holding("s1", c, published), holding("s2", c, published.Add(time.Hour))}
 			}
-			d := Plan(now, lineage(tt.p), Observation{Tokens: []Token{tt.old, c}, Sinks: sinks}, PlanOptions{})
+			d := plan(now, lineage(tt.p), Observation{Tokens: []Token{tt.old, c}, Sinks: sinks}, planOpts{})
 			require.Len(t, d.Retire, 1, d.Reason)
 			r := d.Retire[0]
 			assert.Equal(t, tt.step, r.Step, r.Reason)
@@ -405,7 +474,7 @@ func TestPlanRetirement(t *testing.T) {
 		ownExpired := tok("x", "20260101T000000Z-eeeeee", now.Add(-200*day), now.Add(-day), "")
 		foreignExpired := tok("y", "", now.Add(-300*day), now.Add(-100*day), "")
 		o := Observation{Tokens: []Token{ownExpired, foreignExpired, cur}, Sinks: []SinkState{holding("s1", cur, published)}}
-		d := Plan(now, lineage(logPolicy()), o, PlanOptions{})
+		d := plan(now, lineage(logPolicy()), o, planOpts{})
 		assert.Empty(t, d.Retire)
 		assert.Equal(t, []string{"x"}, ids(d.Expired))
 	})
@@ -413,7 +482,7 @@ func TestPlanRetirement(t *testing.T) {
 		t.Parallel()
 		manual := tok("m", "", now.Add(-time.Hour), now.Add(30*day), "s-m")
 		o := Observation{Tokens: []Token{manual, cur}, Sinks: []SinkState{holding("s1", cur, published)}}
-		d := Plan(now, lineage(deletePolicy()), o, PlanOptions{})
+		d := plan(now, lineage(deletePolicy()), o, planOpts{})
 		assert.Empty(t, d.Retire)
 		require.Len(t, d.Warnings, 1)
 		assert.Contains(t, d.Warnings[0], "was not created by the rotator; left alone")
@@ -425,17 +494,17 @@ func TestPlanBlocked(t *testing.T) {
 	cur := tok("c", "", now.Add(-day), now.Add(89*day), "s-c")
 	foreign := SinkState{Dest: Dest{Sink: "vault", Path: "p"}, Record: Record{Secret: secret.New("hand-written"), Meta: Metadata{Fingerprint: secret.New("hand-written").Fingerprint()}}}
 
-	d := Plan(now, lineage(logPolicy()), Observation{Tokens: []Token{cur}, Sinks: []SinkState{{Dest: Dest{Sink: "vault", Path: "p"}, Err: errors.New("permission denied")}}}, PlanOptions{})
+	d := plan(now, lineage(logPolicy()), Observation{Tokens: []Token{cur}, Sinks: []SinkState{{Dest: Dest{Sink: "vault", Path: "p"}, Err: errors.New("permission denied")}}}, planOpts{})
 	assert.Equal(t, ActionBlocked, d.Action)
 	assert.Contains(t, d.Reason, "cannot read vault:p: permission denied; nothing changed")
 
-	d = Plan(now, lineage(logPolicy()), Observation{Tokens: []Token{cur}, Sinks: []SinkState{foreign}}, PlanOptions{Force: true})
+	d = plan(now, lineage(logPolicy()), Observation{Tokens: []Token{cur}, Sinks: []SinkState{foreign}}, planOpts{Force: true})
 	assert.Equal(t, ActionBlocked, d.Action, "not even a forced rotation overwrites foreign content")
 	assert.Contains(t, d.Reason, "did not write; refusing to overwrite")
 	assert.NotContains(t, d.Reason, "hand-written")
 
 	foreign.Dest.Overwrite = true
-	d = Plan(now, lineage(logPolicy()), Observation{Tokens: []Token{cur}, Sinks: []SinkState{foreign}}, PlanOptions{})
+	d = plan(now, lineage(logPolicy()), Observation{Tokens: []Token{cur}, Sinks: []SinkState{foreign}}, planOpts{})
 	assert.Equal(t, ActionPublish, d.Action)
 	assert.Equal(t, []int{0}, d.Lacking)
 }
@@ -461,7 +530,7 @@ func TestPlanEdge(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			d := Plan(now, l, Observation{Sinks: tt.sinks, Valid: tt.valid}, PlanOptions{Force: tt.force})
+			d := plan(now, l, Observation{Sinks: tt.sinks, Valid: tt.valid}, planOpts{Force: tt.force})
 			assert.Equal(t, tt.action, d.Action, d.Reason)
 			assert.Equal(t, tt.lack, d.Lacking)
 		})
@@ -574,4 +643,148 @@ func TestSpecOfGroupsALineage(t *testing.T) {
 	c.Type = "frontend"
 	assert.NotEqual(t, SpecOf(a).Key(), SpecOf(c).Key())
 	assert.Equal(t, []string{"b", "a"}, a.Projects, "SpecOf does not reorder the token's projects")
+}
+
+// planOpts are a test's settings for one lineage's plan.
+type planOpts struct {
+	Force     bool
+	OrphanAge time.Duration
+	Locked    bool
+}
+
+// plan plans lineage l, as observed by o, at at.
+func plan(at time.Time, l Lineage, o Observation, opts planOpts) Decision {
+	return Plan(at, Subject{Lineage: l, Observation: o, Force: opts.Force}, PlanOptions{OrphanAge: opts.OrphanAge, Locked: opts.Locked})
+}
+
+// Every reason not to touch a lineage is the planner's: the engine does not
+// overrule a plan.
+func TestPlanBlockedLineages(t *testing.T) {
+	t.Parallel()
+	cur := tok("c", "", now.Add(-day), now.Add(89*day), "s-c")
+	dead := tok("dead", "", now.Add(-100*day), now.Add(-day), "")
+	gone := tok("gone", "", now.Add(-50*day), now.Add(40*day), "s-gone")
+	withErr := func(err error) Lineage { l := lineage(logPolicy()); l.Err = err; return l }
+	tests := []struct {
+		name   string
+		l      Lineage
+		obs    Observation
+		reason string
+	}{
+		{
+			name: "a destination does not render", l: withErr(errors.New(`destination on sink "vault": path has a ".." segment`)),
+			reason: `path has a ".." segment`,
+		},
+		{
+			name: "its tokens could not be listed", l: withErr(&ListError{Kind: KindPAT, Owner: "user", Err: errors.New("403")}),
+			reason: "cannot list the PATs of user: 403",
+		},
+		{
+			name: "observing it failed", l: lineage(logPolicy()),
+			obs:    Observation{Tokens: []Token{cur}, Sinks: []SinkState{empty("s1")}, Err: errors.New("internal error: boom")},
+			reason: "could not read its destinations: internal error: boom; nothing changed",
+		},
+		{
+			name: "a sink cannot be read", l: lineage(logPolicy()),
+			obs:    Observation{Tokens: []Token{cur}, Sinks: []SinkState{{Dest: Dest{Sink: "s1", Path: "p"}, Err: errors.New("403")}}},
+			reason: "cannot read s1:p: 403",
+		},
+		{
+			// Discovered from an expired token; a sink serves one Unleash
+			// deleted. Nothing can be published, and consumers are broken.
+			name: "a sink serves a token Unleash no longer has, and nothing replaces it", l: lineage(logPolicy()),
+			obs:    Observation{Tokens: []Token{dead}, Sinks: []SinkState{holding("s1", gone, now.Add(-50*day))}},
+			reason: "s1:p hold a token Unleash no longer has",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			d := plan(now, tt.l, tt.obs, planOpts{Force: true})
+			assert.Equal(t, ActionBlocked, d.Action)
+			assert.Contains(t, d.Reason, tt.reason)
+			assert.Empty(t, d.Retire)
+			assert.Empty(t, d.Orphans)
+		})
+	}
+}
+
+// Capacity is planned with the rest: PlanPass asks for the limits it
+// needs, and only those, and fits the creates under them.
+func TestPlanPassCapacity(t *testing.T) {
+	t.Parallel()
+	named := func(name string, expires time.Time) Token {
+		t := tok("t-"+name, "", now.Add(-85*day), expires, "s-"+name)
+		t.Name = name
+		return t
+	}
+	a, b := named("a", now.Add(day)), named("b", now.Add(2*day)) // both due, a first
+	fresh := named("f", now.Add(80*day))
+	ownExpired := tok("x", "20260101T000000Z-000001", now.Add(-200*day), now.Add(-day), "")
+	ownExpired.Name = Mark("a", "20260101T000000Z-000001")
+	subject := func(t Token, extra ...Token) Subject {
+		l := lineage(logPolicy())
+		l.Spec = SpecOf(t)
+		return Subject{Lineage: l, Observation: Observation{Tokens: append([]Token{t}, extra...), Sinks: []SinkState{holding("s1", t, t.CreatedAt)}}}
+	}
+	all := []Token{a, b, fresh, ownExpired}
+	tests := []struct {
+		name     string
+		subjects []Subject
+		complete bool
+		limits   map[Pool]int
+		needed   []Pool
+		actions  []Action
+		gc       int
+	}{
+		{name: "nothing due: no limit needed", subjects: []Subject{subject(fresh)}, complete: true, actions: []Action{ActionNone}},
+		{
+			name: "creates, limit unknown yet: ask", subjects: []Subject{subject(a, ownExpired), subject(b)}, complete: true,
+			needed: []Pool{{Kind: KindAPIToken}}, actions: []Action{ActionRotate, ActionRotate},
+		},
+		{
+			name: "incomplete listing: nothing to count", subjects: []Subject{subject(a), subject(b)},
+			actions: []Action{ActionRotate, ActionRotate},
+		},
+		{
+			name: "room for both", subjects: []Subject{subject(a, ownExpired), subject(b)}, complete: true,
+			limits: map[Pool]int{{Kind: KindAPIToken}: 6}, actions: []Action{ActionRotate, ActionRotate},
+		},
+		{
+			name: "room made by deleting the rotator's own expired token", subjects: []Subject{subject(a, ownExpired), subject(b)}, complete: true,
+			limits: map[Pool]int{{Kind: KindAPIToken}: 5}, actions: []Action{ActionRotate, ActionRotate}, gc: 1,
+		},
+		{
+			name: "room for one: the most urgent goes", subjects: []Subject{subject(b), subject(a, ownExpired)}, complete: true,
+			limits: map[Pool]int{{Kind: KindAPIToken}: 4}, actions: []Action{ActionBlocked, ActionRotate}, gc: 1,
+		},
+		{
+			name: "unknown limit (0): Unleash decides", subjects: []Subject{subject(a), subject(b)}, complete: true,
+			limits: map[Pool]int{{Kind: KindAPIToken}: 0}, actions: []Action{ActionRotate, ActionRotate},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			p := PlanPass(PassInput{
+				Now: now, Subjects: tt.subjects, Limits: tt.limits,
+				Inventories: map[Kind]Inventory{KindAPIToken: {Tokens: all, Complete: tt.complete}},
+			})
+			assert.Equal(t, tt.needed, p.LimitsNeeded)
+			gc := 0
+			for i, d := range p.Decisions {
+				assert.Equal(t, tt.actions[i], d.Action, d.Reason)
+				if d.Action == ActionBlocked {
+					assert.Contains(t, d.Reason, "no room for a new token: Unleash allows 4 API tokens for the instance and 4 exist")
+					assert.Contains(t, d.Reason, "(deferred: due: expires in 2d0h)")
+				}
+				for _, r := range d.Retire {
+					if r.Step == StepGC {
+						gc++
+					}
+				}
+			}
+			assert.Equal(t, tt.gc, gc)
+		})
+	}
 }

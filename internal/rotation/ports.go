@@ -15,6 +15,12 @@ type Backend interface {
 	// since they count towards the limit; targets never select them.
 	List(ctx context.Context, scopes []string) (Inventory, error)
 
+	// Limit returns the most tokens Unleash allows in a pool: the instance
+	// (owner "") for API tokens, one account for PATs; 0 when unknown. The
+	// engine asks only when a pass plans to create a token, so a pass with
+	// nothing due costs no more than its listing.
+	Limit(ctx context.Context, owner string) (int, error)
+
 	// Create creates a token of spec named name that expires at expiresAt
 	// (zero: never) and returns it with its secret. An error matching
 	// [ErrOutcomeUnknown] means the token may exist anyway; one matching
@@ -41,9 +47,6 @@ type Inventory struct {
 	// the limit (an instance-wide listing, or an owner's PATs), so that
 	// capacity can be checked before creating.
 	Complete bool
-	// Limit is the most tokens allowed (per instance for API tokens, per
-	// owner for PATs), or 0 when unknown.
-	Limit int
 }
 
 // Errors backends return, matched with [errors.Is].
@@ -56,8 +59,11 @@ var (
 )
 
 // Locker serialises passes that could touch the same tokens: a CronJob run
-// overlapping a manual one, or two daemons. Lock blocks until it holds the
-// lock for key or ctx is done. It returns held, a context derived from ctx
+// overlapping a manual one, or two daemons. The engine relies on it: a pass
+// that holds the lock treats a marked token no sink holds as a dead pass's
+// and recovers it at once, so a lock must exclude every rotator working on
+// the same Unleash instance (a file lock only those that share its
+// directory). Lock blocks until it holds the lock for key or ctx is done. It returns held, a context derived from ctx
 // that is cancelled if the lock is lost before unlock is called (a lease
 // that could not be renewed): the pass must stop when held is done. unlock
 // releases the lock.

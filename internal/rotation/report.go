@@ -3,6 +3,7 @@ package rotation
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 )
 
@@ -13,12 +14,16 @@ type Outcome string
 const (
 	// OutcomePlanned: a dry run; nothing was changed.
 	OutcomePlanned Outcome = "planned"
-	// OutcomeOK: nothing needed doing, or it was all done.
+	// OutcomeOK: every destination holds the current token, no due token
+	// is left in place, and everything the plan asked for was done.
 	OutcomeOK Outcome = "ok"
-	// OutcomePending: a new token exists but not every sink holds it yet;
-	// nothing was retired, and the next pass continues.
+	// OutcomePending: the lineage is not where it should be yet, and the
+	// result's Err says why: a new token is not in every sink, a
+	// destination lost the replacement, or (with no error) the pass waits
+	// for a leftover of another pass ([ActionWait]). Nothing was retired;
+	// a later pass continues.
 	OutcomePending Outcome = "pending"
-	// OutcomeFailed: the action failed; nothing was retired.
+	// OutcomeFailed: the action, a clean-up or a retirement failed.
 	OutcomeFailed Outcome = "failed"
 	// OutcomeBlocked: the planner refused to act (see the decision's reason).
 	OutcomeBlocked Outcome = "blocked"
@@ -34,14 +39,21 @@ type Result struct {
 	Token *Token
 	// Created is set when the pass created (or adopted) a token.
 	Created bool
+	// Completed is set when the decision's publish, adopt or rotate was
+	// carried out in full: the token authenticates and every destination
+	// it was for holds it.
+	Completed bool
 	// RotationID is the id of the rotation the pass performed, if any.
 	RotationID string
 	// Published lists the destinations written and read back.
 	Published []Dest
-	Retired   []Retired
-	Warnings  []string
-	Err       error
-	Duration  time.Duration
+	// Retired are the clean-ups and retirements the pass carried out or
+	// considered, each as done: the planned step, or StepWait when the pass
+	// held a planned step back.
+	Retired  []Retired
+	Warnings []string
+	Err      error
+	Duration time.Duration
 }
 
 // Retired is the outcome of one retirement decision.
@@ -66,7 +78,7 @@ type Report struct {
 }
 
 // Failed reports whether anything in the pass failed: the pass itself, or a
-// lineage that failed, was blocked, or is left pending.
+// lineage for which [Result.Failed] holds.
 func (r *Report) Failed() bool {
 	if r.Err != nil {
 		return true
@@ -79,14 +91,18 @@ func (r *Report) Failed() bool {
 	return false
 }
 
-// Failed reports whether the lineage needs attention.
+// Failed reports whether the lineage needs attention: it failed, was
+// blocked, or is pending for any reason but a bounded wait for another
+// pass's leftover ([Result.Waiting]), which the pass summary states.
 func (r Result) Failed() bool {
 	if r.Err != nil {
 		return true
 	}
 	switch r.Outcome {
-	case OutcomeFailed, OutcomeBlocked, OutcomePending:
+	case OutcomeFailed, OutcomeBlocked:
 		return true
+	case OutcomePending:
+		return !r.Waiting()
 	}
 	for _, rt := range r.Retired {
 		if rt.Err != nil {
@@ -96,16 +112,186 @@ func (r Result) Failed() bool {
 	return false
 }
 
+// Waiting reports whether the lineage waits, for a bounded time, for a
+// leftover of another pass (see [ActionWait]).
+func (r Result) Waiting() bool {
+	return r.Decision.Action == ActionWait && r.Err == nil && (r.Outcome == OutcomePending || r.Outcome == OutcomePlanned)
+}
+
+// errs joins the lineage's errors.
+func (r Result) errs() error {
+	errs := []error{r.Err}
+	for _, rt := range r.Retired {
+		errs = append(errs, rt.Err)
+	}
+	return errors.Join(errs...)
+}
+
 // Errors returns every error of the pass, joined.
 func (r *Report) Errors() error {
 	errs := []error{r.Err}
 	for _, res := range r.Results {
-		errs = append(errs, res.Err)
-		for _, rt := range res.Retired {
-			errs = append(errs, rt.Err)
-		}
+		errs = append(errs, res.errs())
 	}
 	return errors.Join(errs...)
+}
+
+// Tally counts one kind of work in a pass.
+type Tally struct {
+	Done    int // carried out
+	Failed  int // tried, and failed
+	Pending int // begun or due, and left for a later pass
+	Planned int // a dry run would do it
+}
+
+func (t Tally) zero() bool { return t == Tally{} }
+
+// LogValue logs the counts that are not zero.
+func (t Tally) LogValue() slog.Value {
+	var attrs []slog.Attr
+	for _, c := range []struct {
+		k string
+		n int
+	}{{"done", t.Done}, {"failed", t.Failed}, {"pending", t.Pending}, {"planned", t.Planned}} {
+		if c.n != 0 {
+			attrs = append(attrs, slog.Int(c.k, c.n))
+		}
+	}
+	return slog.GroupValue(attrs...)
+}
+
+// Summary counts what a pass did, per kind of work, so that a pass that
+// failed 56 rotations does not read as 60 rotated.
+type Summary struct {
+	DryRun   bool
+	Duration time.Duration
+	Lineages int
+	// UpToDate lineages needed nothing.
+	UpToDate int
+	// Rotations create, verify and publish a replacement; Publications
+	// deliver the current token to destinations that lack it; Adoptions
+	// publish the token an interrupted pass made. Pending: a new token
+	// exists, not yet in every destination.
+	Rotations, Publications, Adoptions Tally
+	// Retirements expire or delete replaced tokens (revocations included).
+	// Pending: waiting for the grace period, the seen gate or a complete
+	// publication.
+	Retirements Tally
+	// Candidates are replaced tokens that retire mode log leaves alone.
+	Candidates int
+	// Cleanups delete leftovers of interrupted rotations and expired tokens.
+	Cleanups Tally
+	// Blocked lineages were left untouched (see their reasons).
+	Blocked int
+	// Waiting lineages wait for a leftover of another pass, which a pass
+	// recovers at WaitUntil at the latest (or at once, holding the lock).
+	Waiting   int
+	WaitUntil time.Time
+	// Failed counts the lineages for which [Result.Failed] holds.
+	Failed int
+}
+
+// Summary counts what the pass did.
+func (r *Report) Summary() Summary {
+	s := Summary{DryRun: r.DryRun, Duration: r.Duration, Lineages: len(r.Results)}
+	for _, res := range r.Results {
+		s.add(res)
+	}
+	return s
+}
+
+func (s *Summary) add(res Result) {
+	d := res.Decision
+	if res.Failed() {
+		s.Failed++
+	}
+	switch {
+	case res.Outcome == OutcomeBlocked || d.Action == ActionBlocked:
+		s.Blocked++
+	case res.Waiting():
+		s.Waiting++
+		s.WaitUntil = maxTime(s.WaitUntil, d.Until)
+	case d.Action == ActionNone && (res.Outcome == OutcomeOK || res.Outcome == OutcomePlanned):
+		s.UpToDate++
+	}
+	if t := map[Action]*Tally{ActionRotate: &s.Rotations, ActionPublish: &s.Publications, ActionAdopt: &s.Adoptions}[d.Action]; t != nil {
+		switch {
+		case res.Outcome == OutcomePlanned:
+			t.Planned++
+		case res.Outcome == OutcomeBlocked:
+		case res.Completed:
+			t.Done++
+		case res.Outcome == OutcomePending:
+			t.Pending++
+		default:
+			t.Failed++
+		}
+	}
+	if res.Outcome == OutcomePlanned {
+		s.Cleanups.Planned += len(d.Orphans)
+		for _, r := range d.Retire {
+			switch r.Step {
+			case StepGC:
+				s.Cleanups.Planned++
+			case StepExpire, StepDelete:
+				s.Retirements.Planned++
+			case StepWait:
+				s.Retirements.Pending++
+			case StepLog:
+				s.Candidates++
+			}
+		}
+		return
+	}
+	for _, rt := range res.Retired {
+		t := &s.Retirements
+		switch rt.Step {
+		case StepLog:
+			s.Candidates++
+			continue
+		case StepWait:
+			t.Pending++
+			continue
+		case StepGC, StepOrphan:
+			t = &s.Cleanups
+		}
+		if rt.Err != nil {
+			t.Failed++
+		} else {
+			t.Done++
+		}
+	}
+}
+
+// LogValue logs the summary's counts that are not zero, each kind of work
+// as a group: rotations.done=4 rotations.failed=56.
+func (s Summary) LogValue() slog.Value {
+	attrs := []slog.Attr{slog.Duration("duration", s.Duration.Round(time.Millisecond)), slog.Int("lineages", s.Lineages), slog.Int("failed", s.Failed)}
+	if s.DryRun {
+		attrs = append(attrs, slog.Bool("dry_run", true))
+	}
+	for _, n := range []struct {
+		k string
+		n int
+	}{{"up_to_date", s.UpToDate}, {"blocked", s.Blocked}, {"retire_candidates", s.Candidates}} {
+		if n.n != 0 {
+			attrs = append(attrs, slog.Int(n.k, n.n))
+		}
+	}
+	for _, t := range []struct {
+		k string
+		t Tally
+	}{{"rotations", s.Rotations}, {"publications", s.Publications}, {"adoptions", s.Adoptions}, {"retirements", s.Retirements}, {"cleanups", s.Cleanups}} {
+		if !t.t.zero() {
+			attrs = append(attrs, slog.Any(t.k, t.t))
+		}
+	}
+	if s.Waiting > 0 {
+		attrs = append(attrs, slog.Int("waiting", s.Waiting), slog.String("waiting_for",
+			fmt.Sprintf("a young leftover of another pass; recovered by a pass after %s, or by any pass that holds the rotation lock",
+				s.WaitUntil.UTC().Format(time.RFC3339))))
+	}
+	return slog.GroupValue(attrs...)
 }
 
 // ListError is a pass that could not list tokens: Unleash is unreachable,
@@ -117,8 +303,11 @@ type ListError struct {
 }
 
 func (e *ListError) Error() string {
-	if e.Owner != "" {
+	switch {
+	case e.Owner != "":
 		return fmt.Sprintf("cannot list the PATs of %s: %v", e.Owner, e.Err)
+	case e.Kind == KindEdge:
+		return fmt.Sprintf("cannot reach Unleash to check the edge tokens the sinks hold: %v", e.Err)
 	}
 	return fmt.Sprintf("cannot list %s tokens: %v", e.Kind, e.Err)
 }

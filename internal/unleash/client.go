@@ -341,7 +341,9 @@ func (c *Client) do(ctx context.Context, r *request, out any) error {
 		}
 		delay, again := c.retryDelay(r, attempt, err)
 		if !again {
-			if r.retry == retryUnsent && outcomeUnknown(err) {
+			if r.retry == retryUnsent && (outcomeUnknown(err) || errors.Is(err, ErrServer)) {
+				// Any 5xx may come after the server acted: a 503 from a
+				// proxy in front of an Unleash that made the token, say.
 				return &outcomeUnknownError{err: err}
 			}
 			return err

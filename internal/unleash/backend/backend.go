@@ -79,10 +79,18 @@ type APITokens struct {
 	c       *unleash.Client
 	listing Listing
 
+	now func() time.Time
+
 	mu           sync.Mutex
-	globalDenied bool // ListAuto: the credential may not list every token
-	limit        int  // cached instance limit
+	globalDenied bool      // ListAuto: the credential may not list every token
+	limit        int       // cached instance limit
+	limitAt      time.Time // when it was read
 }
+
+// limitTTL is how long the instance limit is trusted: it changes only when
+// Unleash restarts with another UNLEASH_API_TOKENS_LIMIT, and a daemon
+// should notice that without asking on every pass.
+const limitTTL = 10 * time.Minute
 
 var _ rotation.Backend = (*APITokens)(nil)
 
@@ -95,7 +103,7 @@ func NewAPITokens(c *unleash.Client, listing Listing) (*APITokens, error) {
 	default:
 		return nil, fmt.Errorf("unknown listing mode %q (want auto, global or projects)", listing)
 	}
-	return &APITokens{c: c, listing: listing}, nil
+	return &APITokens{c: c, listing: listing, now: time.Now}, nil
 }
 
 // List lists every token with one request when it can, else each project.
@@ -123,23 +131,28 @@ func (b *APITokens) listGlobal(ctx context.Context) (rotation.Inventory, error) 
 	if err != nil {
 		return rotation.Inventory{}, err
 	}
-	inv := rotation.Inventory{Complete: true, Limit: b.instanceLimit(ctx)}
+	inv := rotation.Inventory{Complete: true}
 	for _, t := range tokens {
 		inv.Tokens = append(inv.Tokens, fromAPIToken(rotation.KindAPIToken, t))
 	}
 	return inv, nil
 }
 
-// instanceLimit reads the instance's token limit once; 0 if unknown.
-func (b *APITokens) instanceLimit(ctx context.Context) int {
+// Limit returns the instance's API-token limit (owner is ignored), read
+// from its UI configuration at most every limitTTL: the engine asks only
+// when it plans to create, so a pass with nothing due makes one request.
+func (b *APITokens) Limit(ctx context.Context, _ string) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.limit == 0 {
-		if l, err := b.c.ResourceLimits(ctx); err == nil {
-			b.limit = l.APITokens
-		}
+	if b.limit > 0 && b.now().Sub(b.limitAt) < limitTTL {
+		return b.limit, nil
 	}
-	return b.limit
+	l, err := b.c.ResourceLimits(ctx)
+	if err != nil {
+		return b.limit, fmt.Errorf("read the instance's token limit: %w", err)
+	}
+	b.limit, b.limitAt = l.APITokens, b.now()
+	return b.limit, nil
 }
 
 func (b *APITokens) listProjects(ctx context.Context, projects []string) (rotation.Inventory, error) {
@@ -235,9 +248,12 @@ func ParseOwner(s string) (unleash.PATOwner, error) {
 
 func patID(owner string, id int64) string { return "pat:" + owner + ":" + strconv.FormatInt(id, 10) }
 
+// Limit returns Unleash's fixed limit of PATs per account.
+func (b *PATs) Limit(context.Context, string) (int, error) { return unleash.PATLimit, nil }
+
 // List lists the PATs of each owner in scopes.
 func (b *PATs) List(ctx context.Context, scopes []string) (rotation.Inventory, error) {
-	inv := rotation.Inventory{Complete: true, Limit: unleash.PATLimit}
+	inv := rotation.Inventory{Complete: true}
 	for _, s := range scopes {
 		owner, err := ParseOwner(s)
 		if err != nil {
@@ -322,6 +338,10 @@ func NewEdge(c *unleash.Client) *Edge { return &Edge{c: c, now: time.Now} }
 func (b *Edge) List(context.Context, []string) (rotation.Inventory, error) {
 	return rotation.Inventory{}, nil
 }
+
+// Limit returns 0: edge tokens are issued, not counted against a limit the
+// rotator checks.
+func (b *Edge) Limit(context.Context, string) (int, error) { return 0, nil }
 
 // Create issues (or re-obtains: issuing is idempotent) the token for the
 // spec's environment and projects.
