@@ -23,8 +23,13 @@ credential, and that every sink can be read and written (Vault: the token's
 capabilities on each destination; files: the directory is writable). Nothing is
 changed in Unleash or Vault.
 
-Exit codes: 0 all good, 1 a sink or destination has a problem, 2 invalid
-configuration, 3 Unleash unreachable or refusing the credential.`,
+It also shows what the next pass would do: a lineage that is blocked, or a
+destination that lacks its current token (pending), fails the check; a token
+due for rotation is noted.
+
+Exit codes: 0 all good, 1 a sink, destination or lineage needs attention, 2
+invalid configuration (or an unreadable secret file), 3 Unleash unreachable
+or refusing the credential.`,
 	examples: `  rotator check --offline --config config.yaml     # in CI, before deploying a config
   rotator check                                      # on the target machine or pod`,
 }
@@ -117,8 +122,15 @@ func (a *app) check(args []string) int {
 		}
 	}
 	for _, res := range rep.Results {
-		if res.Decision.Action == rotation.ActionBlocked {
-			fail(exitFailed, "%s: %s", res.Lineage.Spec, res.Decision.Reason)
+		switch d := res.Decision; d.Action {
+		case rotation.ActionBlocked:
+			fail(exitFailed, "%s: blocked: %s", res.Lineage.Spec, d.Reason)
+		case rotation.ActionPublish, rotation.ActionAdopt, rotation.ActionWait:
+			// A destination lacks the current token: its consumers may be
+			// using one that is about to expire, or none at all.
+			fail(exitFailed, "%s: pending: %s", res.Lineage.Spec, d.Reason)
+		case rotation.ActionRotate:
+			fmt.Fprintf(out, "! %s: the next pass rotates it: %s\n", res.Lineage.Spec, d.Reason)
 		}
 	}
 	if code == exitOK {

@@ -167,24 +167,16 @@ func (r *rotator) pass(ctx context.Context, opts rotation.Options) *rotation.Rep
 }
 
 func (r *rotator) logSummary(rep *rotation.Report) {
-	actions := map[rotation.Action]int{}
-	failed := 0
-	for _, res := range rep.Results {
-		actions[res.Decision.Action]++
-		if res.Failed() {
-			failed++
-		}
-	}
-	attrs := []any{"duration", rep.Duration.Round(time.Millisecond), "lineages", len(rep.Results), "failed", failed,
-		"rotated", actions[rotation.ActionRotate], "published", actions[rotation.ActionPublish], "adopted", actions[rotation.ActionAdopt],
-		"up_to_date", actions[rotation.ActionNone], "blocked", actions[rotation.ActionBlocked]}
+	sum := rep.Summary()
 	switch {
 	case rep.Err != nil:
-		r.logger.Error("pass could not run", append(attrs, "err", rep.Err)...)
-	case failed > 0:
-		r.logger.Error("pass finished with failures", attrs...)
+		r.logger.Error("pass could not run", "summary", sum, "err", rep.Err)
+	case rep.Failed():
+		r.logger.Error("pass finished with failures", "summary", sum)
+	case sum.Waiting > 0:
+		r.logger.Warn("pass finished; some lineages wait for another pass's leftover", "summary", sum)
 	default:
-		r.logger.Info("pass finished", attrs...)
+		r.logger.Info("pass finished", "summary", sum)
 	}
 }
 
