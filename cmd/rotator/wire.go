@@ -45,7 +45,7 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*rotat
 	if err != nil {
 		return nil, err
 	}
-	api, err := backend.NewAPITokens(client, backend.Listing(cfg.Unleash.Listing))
+	api, err := backend.NewAPITokens(client, cfg.Unleash.Listing)
 	if err != nil {
 		return nil, err
 	}
