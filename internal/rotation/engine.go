@@ -144,8 +144,9 @@ type job struct {
 	// checks are the tokens the job deleted, to check Unleash rejects
 	// them before the pass ends.
 	checks []*check
-	// started is when the job began carrying out its decision.
-	started time.Time
+	// plannedAt is when the decision was made; started is when the job
+	// began carrying it out.
+	plannedAt, started time.Time
 }
 
 // Run performs one pass over targets: list what Unleash has, read every
@@ -205,7 +206,7 @@ func (e *Engine) Run(ctx context.Context, targets []Target, opts Options) *Repor
 		plan = PlanPass(in)
 	}
 	for i, j := range jobs {
-		j.start(plan.Decisions[i])
+		j.start(plan.Decisions[i], in.Now)
 	}
 
 	if opts.DryRun {
@@ -235,8 +236,8 @@ func (e *Engine) Run(ctx context.Context, targets []Target, opts Options) *Repor
 }
 
 // start readies a job to carry out its decision.
-func (j *job) start(d Decision) {
-	j.decision = d
+func (j *job) start(d Decision, now time.Time) {
+	j.decision, j.plannedAt = d, now
 	j.sinks = slices.Clone(j.subject.Observation.Sinks)
 	if d.Current != nil {
 		j.current = d.Current.ID

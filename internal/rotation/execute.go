@@ -526,7 +526,10 @@ func (e *Engine) settle(j *job) {
 	switch {
 	case len(off) > 0:
 		j.res.Outcome, j.res.Err = OutcomePending, fmt.Errorf("%s lack the current token; the next pass delivers it", strings.Join(off, ", "))
-	case !j.res.Completed && !d.RenewAt.IsZero() && !e.cfg.Now().Before(d.RenewAt):
+	case !j.res.Completed && !d.RenewAt.IsZero() && !j.plannedAt.Before(d.RenewAt):
+		// Due when the pass planned; one that fell due during the pass
+		// (waiting for Unleash to reject a deleted token) is the next
+		// pass's work.
 		j.res.Outcome, j.res.Err = OutcomePending, fmt.Errorf("due since %s but not rotated", d.RenewAt.UTC().Format(time.RFC3339))
 	}
 }
