@@ -5,7 +5,6 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -135,7 +134,6 @@ func TestCrashMatrixLong(t *testing.T) {
 		t.Parallel()
 		seed := uint64(time.Now().UnixNano())
 		t.Logf("random offsets: seed %d", seed)
-		var mu sync.Mutex
 		rng := rand.New(rand.NewPCG(seed, seed))
 		for _, secure := range []bool{false, true} {
 			for _, mode := range []rotation.RetireMode{rotation.RetireLog, rotation.RetireExpire, rotation.RetireDelete} {
@@ -148,13 +146,11 @@ func TestCrashMatrixLong(t *testing.T) {
 						if i%2 == 1 {
 							sinks = []string{"vault", "files"}
 						}
-						mu.Lock()
-						offset := time.Duration(rng.Int64N(int64(1500 * time.Millisecond)))
-						mu.Unlock()
 						c := crashCase{secure: secure, retire: mode, sinks: sinks}
+						at := rng.Float64()
 						t.Run(fmt.Sprintf("%s/%s/%d", c, phase, i), func(t *testing.T) {
 							t.Parallel()
-							crashAtRandom(t, env, c, phase == "retire", offset)
+							crashAtRandom(t, env, c, phase == "retire", at)
 						})
 					}
 				}
@@ -169,7 +165,8 @@ func crashAndRecover(t *testing.T, env crashEnv, c crashCase) {
 	srv := env.server(c.secure)
 	name := uniq("crash")
 	r := newBinRig(t, srv, env.vault, rigConfig{Targets: []rigTarget{{Name: "crash", Select: "^" + name + "$", Sinks: c.sinks, Policy: crashPolicy(c.retire)}}})
-	orig := publishedThenDue(t, r, name, 1)[0]
+	published, _ := publishedThenDue(t, r, name, 1, c.secure)
+	orig := published[0]
 
 	if c.at.checkpoint == rotation.CheckpointRetire {
 		res, sum := r.once(t) // the rotation; the next pass retires
@@ -193,25 +190,49 @@ func crashAndRecover(t *testing.T, env crashEnv, c crashCase) {
 }
 
 // publishedThenDue creates n tokens named name-0… (or name, for one), runs
-// a pass that publishes them (as a deployment's sinks serve them), then
-// makes them due.
-func publishedThenDue(t *testing.T, r *binRig, name string, n int) []unleash.APIToken {
+// a pass that publishes them, as a deployment's sinks serve its tokens,
+// then makes them due. It returns the published tokens, and how long the
+// pass took.
+//
+// In secure-token mode the rotator cannot publish a token it did not
+// create (Unleash showed its secret once, to whoever created it): the pass
+// replaces each with one of its own, and the originals, which no consumer
+// could have, are deleted.
+func publishedThenDue(t *testing.T, r *binRig, name string, n int, secure bool) ([]unleash.APIToken, time.Duration) {
 	t.Helper()
-	var toks []unleash.APIToken
-	for i := range n {
-		tn := name
-		if n > 1 {
-			tn = fmt.Sprintf("%s-%d", name, i)
+	names := []string{name}
+	if n > 1 {
+		names = nil
+		for i := range n {
+			names = append(names, fmt.Sprintf("%s-%d", name, i))
 		}
-		toks = append(toks, backendToken(t, r.admin, tn, time.Now().Add(10*day)))
+	}
+	var created []unleash.APIToken
+	for _, tn := range names {
+		created = append(created, backendToken(t, r.admin, tn, time.Now().Add(10*day)))
 	}
 	res, sum := r.once(t)
 	require.Equal(t, 0, res.code, res)
-	require.Equal(t, passSummary{Lineages: n, Publications: tally{Done: n}}, sum)
-	for _, tok := range toks {
+	published := created
+	if secure {
+		require.Equal(t, passSummary{Lineages: n, Rotations: tally{Done: n}}, sum)
+		published = nil
+		for i, tn := range names {
+			require.NoError(t, r.admin.DeleteAPIToken(t.Context(), created[i].Ref()))
+			toks := lineageTokens(t, r.admin, tn, "default", "development", unleash.TypeBackend)
+			require.Len(t, toks, 1)
+			published = append(published, toks[0])
+		}
+	} else {
+		require.Equal(t, passSummary{Lineages: n, Publications: tally{Done: n}}, sum)
+	}
+	for _, tok := range published {
 		require.NoError(t, r.admin.UpdateAPITokenExpiry(t.Context(), tok.Ref(), time.Now().Add(day)), "make it due")
 	}
-	return toks
+	for _, tn := range names {
+		r.checkBinInvariants(t, tn, false)
+	}
+	return published, res.elapsed
 }
 
 // expectedRecovery is what the two passes after a crash at c must report.
@@ -298,25 +319,28 @@ func settled(t *testing.T, r *binRig, name string, mode rotation.RetireMode, ori
 
 // crashAtRandom publishes three tokens, makes them due and kills the pass
 // that rotates them (or, with retire, the pass after, which retires the
-// originals) offset after it starts. Then passes of the release binary run
-// until the lineages settle, each reporting no failure.
-func crashAtRandom(t *testing.T, env crashEnv, c crashCase, retire bool, offset time.Duration) {
+// originals) at a random moment: at (0 to 1) of twice as long as the pass
+// before it took. Then passes of the release binary run until the
+// lineages settle, each reporting no failure.
+func crashAtRandom(t *testing.T, env crashEnv, c crashCase, retire bool, at float64) {
 	const n = 3
 	srv := env.server(c.secure)
 	base := uniq("rand")
 	r := newBinRig(t, srv, env.vault, rigConfig{Targets: []rigTarget{{Name: "rand", Select: "^" + base + "-[0-9]$", Sinks: c.sinks, Policy: crashPolicy(c.retire)}}})
-	origs := publishedThenDue(t, r, base, n)
+	origs, took := publishedThenDue(t, r, base, n, c.secure)
 	if retire {
 		res, sum := r.once(t)
 		require.Equal(t, 0, res.code, res)
 		require.Equal(t, passSummary{Lineages: n, Rotations: tally{Done: n}}, sum)
+		took = res.elapsed
 	}
 
+	offset := time.Duration(at * float64(2*took))
 	res := r.run(t, releaseBinary(t), offset, nil, "once")
 	if res.killed {
-		t.Logf("%s: SIGKILL %s into the pass; its log stopped at %q", c, offset.Round(time.Millisecond), lastStep(res.stderr))
+		t.Logf("SIGKILL %s into the pass (%.0f%% of twice the previous pass); its log stopped at %q", offset.Round(time.Millisecond), 100*at, lastStep(res.stderr))
 	} else {
-		t.Logf("%s: the pass ended (exit %d) before the SIGKILL at %s", c, res.code, offset.Round(time.Millisecond))
+		t.Logf("the pass ended (exit %d) before the SIGKILL at %s", res.code, offset.Round(time.Millisecond))
 	}
 	for i := range n {
 		r.checkBinInvariants(t, fmt.Sprintf("%s-%d", base, i), true)
