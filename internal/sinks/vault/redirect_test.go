@@ -60,10 +60,9 @@ func redirecting(t *testing.T, vault string, target func() string) *httptest.Ser
 // holds the new Unleash secret; a redirect on the same host is followed.
 func TestRedirectsStayOnTheSameHost(t *testing.T) {
 	t.Parallel()
-	fake := vaulttest.NewFake(t)
-
 	t.Run("another host", func(t *testing.T) {
 		t.Parallel()
+		fake := vaulttest.NewFake(t)
 		other := &elsewhere{}
 		otherSrv := httptest.NewServer(other)
 		t.Cleanup(otherSrv.Close)
@@ -80,6 +79,7 @@ func TestRedirectsStayOnTheSameHost(t *testing.T) {
 
 	t.Run("same host", func(t *testing.T) {
 		t.Parallel()
+		fake := vaulttest.NewFake(t)
 		var front *httptest.Server
 		front = redirecting(t, fake.Addr, func() string { return front.URL })
 		s, err := New(t.Context(), testConfig(front.URL, fake.RootToken), nil)
