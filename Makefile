@@ -32,13 +32,20 @@ test-deps: ## install the real servers the tests use (PostgreSQL, Unleash 8.2.0,
 test: test-deps ## run every test, against real Unleash and Vault servers, with the race detector
 	$(GO) test -race -count=1 $(PKGS)
 
+.PHONY: test-unit
+test-unit: ## the fast loop: go test -short, no server (tests that need one skip and say so)
+	$(GO) test -short -count=1 $(PKGS)
+
 .PHONY: lint
-lint: ## go vet, golangci-lint (pinned) on both modules, shellcheck on the scripts
+lint: ## go vet, golangci-lint and govulncheck (pinned), shellcheck, no tracked file over 1 MB
 	$(GO) vet ./... && (cd tools/vaultdev && $(GO) vet ./...)
 	lint=$$(scripts/tools.sh golangci-lint); \
 	$$lint run ./... && (cd tools/vaultdev && $$lint run ./...)
-	@if command -v shellcheck >/dev/null; then shellcheck scripts/*.sh .ci/run; \
-	else echo "shellcheck not installed: skipping the scripts (apt-get install shellcheck)"; fi
+	@command -v shellcheck >/dev/null || { echo "shellcheck is not installed: apt-get install shellcheck (.ci/run installs it)" >&2; exit 1; }
+	shellcheck scripts/*.sh .ci/run
+	@big=$$(git ls-files -z | xargs -0 -r stat -c '%s	%n' -- 2>/dev/null | awk -F '\t' '$$1 > 1048576 { print "  " $$2 " (" $$1 " bytes)" }'); \
+	if [ -n "$$big" ]; then echo "tracked files over 1 MB (keep builds and data out of git):" >&2; echo "$$big" >&2; exit 1; fi
+	scripts/vulncheck.sh
 
 .PHONY: fmt
 fmt: ## format the code

@@ -3,17 +3,19 @@
 # repository, keyed by version, and prints the path of the one asked for.
 #
 #   scripts/tools.sh golangci-lint     # prints .../golangci-lint-v2.15.0/golangci-lint
+#   scripts/tools.sh govulncheck       # prints .../govulncheck-v1.9.0/govulncheck
 #
 # A second call with the same version is instant. Tools are built with the Go
 # toolchain on PATH from the module proxy; nothing else is downloaded.
 set -euo pipefail
 
 GOLANGCI_LINT_VERSION=v2.15.0
+GOVULNCHECK_VERSION=v1.9.0 # the golang.org/x/vuln module
 
 cache=${UNLEASH_ROTATOR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/unleash-rotator}
 
 usage() {
-	echo "usage: $0 golangci-lint" >&2
+	echo "usage: $0 golangci-lint|govulncheck" >&2
 	exit 2
 }
 
@@ -23,6 +25,10 @@ case $1 in
 golangci-lint)
 	pkg=github.com/golangci/golangci-lint/v2/cmd/golangci-lint
 	version=$GOLANGCI_LINT_VERSION
+	;;
+govulncheck)
+	pkg=golang.org/x/vuln/cmd/govulncheck
+	version=$GOVULNCHECK_VERSION
 	;;
 *) usage ;;
 esac

@@ -86,7 +86,7 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*rotat
 	r.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	r.metrics = metrics.New(r.registry, version)
 	if !cfg.Notify.WebhookURL.IsZero() {
-		if r.notifier, err = notify.New(cfg.Notify.WebhookURL, time.Duration(cfg.Notify.Timeout), nil); err != nil {
+		if r.notifier, err = notify.New(cfg.Notify); err != nil {
 			return nil, err
 		}
 	}

@@ -7,8 +7,9 @@ import (
 	"time"
 
 	"github.com/unleash-rotator/unleash-rotator/internal/field"
+	"github.com/unleash-rotator/unleash-rotator/internal/metrics"
+	"github.com/unleash-rotator/unleash-rotator/internal/notify"
 	"github.com/unleash-rotator/unleash-rotator/internal/rotation"
-	"github.com/unleash-rotator/unleash-rotator/internal/secret"
 	"github.com/unleash-rotator/unleash-rotator/internal/sinks/file"
 	"github.com/unleash-rotator/unleash-rotator/internal/sinks/vault"
 	"github.com/unleash-rotator/unleash-rotator/internal/unleash"
@@ -33,8 +34,8 @@ type Config struct {
 	// Sinks are in configuration order.
 	Sinks         []Sink         `yaml:"sinks"`
 	TargetConfigs []TargetConfig `yaml:"targets"`
-	Metrics       Metrics        `yaml:"metrics"`
-	Notify        Notify         `yaml:"notify"`
+	Metrics       metrics.Config `yaml:"metrics"`
+	Notify        notify.Config  `yaml:"notify"`
 	Log           Log            `yaml:"log"`
 
 	// What Load derives from the settings.
@@ -210,25 +211,6 @@ func (o PolicyConfig) over(p rotation.Policy) rotation.Policy {
 	return p
 }
 
-// Metrics says where Prometheus metrics go. Empty strings disable each.
-type Metrics struct {
-	// Listen is the host:port `rotator run` serves /metrics on. It defaults
-	// to ":9464"; an explicit "" turns the server off.
-	Listen      string `yaml:"listen"`
-	Pushgateway string `yaml:"pushgateway"`
-	Textfile    string `yaml:"textfile"`
-}
-
-// Notify configures the webhook sent when rotations fail.
-type Notify struct {
-	// WebhookURLFile holds the URL, which is a credential.
-	WebhookURLFile string `yaml:"webhook_url_file"`
-	// WebhookURL is set from ROTATOR_NOTIFY_WEBHOOK_URL or read from
-	// WebhookURLFile; zero disables notifications.
-	WebhookURL secret.Secret  `yaml:"-"`
-	Timeout    field.Duration `yaml:"timeout"`
-}
-
 // Log configures the logger.
 type Log struct {
 	// Level is debug, info, warn or error.
@@ -246,11 +228,13 @@ func Default() *Config {
 		PassTimeout: field.Duration(15 * time.Minute),
 		Concurrency: 4,
 		Lock:        Lock{Type: "file"},
-		Metrics:     Metrics{Listen: ":9464"},
-		Notify:      Notify{Timeout: field.Duration(10 * time.Second)},
-		Log:         Log{Level: "info", Format: "auto"},
+		// An explicit "" turns the server off, so the default is filled
+		// in before decoding rather than by SetDefaults.
+		Metrics: metrics.Config{Listen: metrics.DefaultListen},
+		Log:     Log{Level: "info", Format: "auto"},
 	}
 	c.Unleash.SetDefaults()
+	c.Notify.SetDefaults()
 	return c
 }
 

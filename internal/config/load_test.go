@@ -12,6 +12,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/unleash-rotator/unleash-rotator/internal/field"
+	"github.com/unleash-rotator/unleash-rotator/internal/metrics"
+	"github.com/unleash-rotator/unleash-rotator/internal/notify"
 	"github.com/unleash-rotator/unleash-rotator/internal/rotation"
 	"github.com/unleash-rotator/unleash-rotator/internal/secret"
 	"github.com/unleash-rotator/unleash-rotator/internal/sinks/file"
@@ -51,7 +53,7 @@ func TestLoadExample(t *testing.T) {
 	assert.Equal(t, field.Duration(15*time.Minute), cfg.PassTimeout)
 	assert.Equal(t, 4, cfg.Concurrency)
 	assert.Equal(t, Lock{Type: "file", Dir: DefaultLockDir()}, cfg.Lock)
-	assert.Equal(t, Metrics{Listen: ":9464"}, cfg.Metrics)
+	assert.Equal(t, metrics.Config{Listen: ":9464"}, cfg.Metrics)
 	assert.True(t, cfg.Notify.WebhookURL.IsZero())
 	assert.Equal(t, field.Duration(10*time.Second), cfg.Notify.Timeout)
 	assert.Equal(t, Log{Level: "info", Format: "auto"}, cfg.Log)
@@ -261,8 +263,8 @@ func TestInvalidFiles(t *testing.T) {
 		{file: "defaults", line: 24, key: "defaults", msg: "unseen_for must exceed 3m0s"},
 		// metrics, notify, log
 		{file: "metrics-listen", line: 25, key: "metrics.listen", msg: `must be host:port, such as :9464, got "9464"`},
-		{file: "metrics-pushgateway", line: 25, key: "metrics.pushgateway", msg: "must be an http:// or https:// URL"},
-		{file: "notify-url", line: 25, key: "notify.webhook_url_file", msg: "the webhook URL must be an http:// or https:// URL", secrets: true},
+		{file: "metrics-pushgateway", line: 25, key: "metrics.pushgateway", msg: "must be an http or https URL, or host:port"},
+		{file: "notify-url", line: 25, key: "notify.webhook_url_file", msg: "the webhook URL must be an http or https URL", secrets: true},
 		{file: "notify-timeout", line: 25, key: "notify.timeout", msg: "must be longer than 0"},
 		{file: "log-level", line: 25, key: "log.level", msg: `must be debug, info, warn or error, got "verbose"`},
 		{file: "log-format", line: 25, key: "log.format", msg: `must be auto, text or json, got "xml"`},
@@ -416,8 +418,8 @@ func TestDefault(t *testing.T) {
 	assert.Equal(t, Lock{Type: "file"}, d.Lock)
 	assert.Empty(t, d.Sinks)
 	assert.Empty(t, d.TargetConfigs)
-	assert.Equal(t, Metrics{Listen: ":9464"}, d.Metrics)
-	assert.Equal(t, Notify{Timeout: field.Duration(10 * time.Second)}, d.Notify)
+	assert.Equal(t, metrics.Config{Listen: ":9464"}, d.Metrics)
+	assert.Equal(t, notify.Config{Timeout: field.Duration(10 * time.Second), RepeatInterval: field.Duration(24 * time.Hour)}, d.Notify)
 	assert.Equal(t, Log{Level: "info", Format: "auto"}, d.Log)
 }
 
@@ -553,7 +555,7 @@ func TestParseBuilds(t *testing.T) {
 		{"log, metrics and notify", base + "log:\n  level: debug\n  format: json\nmetrics:\n  listen: \"\"\n  pushgateway: http://pgw:9091\n  textfile: /var/lib/node/rotator.prom\nnotify:\n  webhook_url_file: testdata/unleash-token\n  timeout: 5s\n",
 			func(t *testing.T, c *Config) {
 				assert.Equal(t, Log{Level: "debug", Format: "json"}, c.Log)
-				assert.Equal(t, Metrics{Pushgateway: "http://pgw:9091", Textfile: "/var/lib/node/rotator.prom"}, c.Metrics, "an explicit empty listen turns the server off")
+				assert.Equal(t, metrics.Config{Pushgateway: "http://pgw:9091", Textfile: "/var/lib/node/rotator.prom"}, c.Metrics, "an explicit empty listen turns the server off")
 				assert.Equal(t, "testdata/unleash-token", c.Notify.WebhookURLFile)
 				assert.Equal(t, field.Duration(5*time.Second), c.Notify.Timeout)
 			}},
