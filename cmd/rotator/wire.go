@@ -50,6 +50,11 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*rotat
 		return nil, err
 	}
 	r := &rotator{cfg: cfg, logger: logger, client: client, sinks: map[string]rotation.Sink{}, sinkErrs: map[string]error{}}
+	r.registry = prometheus.NewRegistry()
+	// Runtime metrics are for the daemon's /metrics; the Exporter leaves them
+	// out of pushes and textfiles.
+	r.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	r.metrics = metrics.New(r.registry, version)
 	for _, s := range cfg.Sinks {
 		sinkLog := logger.With("sink", s.Name)
 		sink, err := newSink(ctx, s, sinkLog)
@@ -59,7 +64,7 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*rotat
 			sink = &retrySink{name: s.Name, err: err, last: time.Now(), logger: sinkLog,
 				setup: func(ctx context.Context) (rotation.Sink, error) { return newSink(ctx, s, sinkLog) }}
 		}
-		r.sinks[s.Name] = sink
+		r.sinks[s.Name] = r.metrics.InstrumentSink(s.Name, sink)
 	}
 	locker, err := lock.NewFile(cfg.Lock.Dir, logger)
 	if err != nil {
@@ -82,9 +87,6 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*rotat
 	if err != nil {
 		return nil, err
 	}
-	r.registry = prometheus.NewRegistry()
-	r.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	r.metrics = metrics.New(r.registry, version)
 	if !cfg.Notify.WebhookURL.IsZero() {
 		if r.notifier, err = notify.New(cfg.Notify); err != nil {
 			return nil, err
