@@ -2,6 +2,7 @@ package kube_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -47,7 +48,7 @@ func podHelper() int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	fmt.Printf("%s\n%s\n%s\n", conn.Source, conn.Namespace, review.Status.UserInfo.Username)
+	fmt.Fprintf(os.Stdout, "%s\n%s\n%s\n", conn.Source, conn.Namespace, review.Status.UserInfo.Username)
 	return 0
 }
 
@@ -159,7 +160,7 @@ func TestConnectInClusterAsAPod(t *testing.T) {
 	cmd.Env = append(cmd.Env, "HOME="+home)
 	out, err := cmd.Output()
 	var stderr string
-	if ee, ok := err.(*exec.ExitError); ok {
+	if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
 		stderr = string(ee.Stderr)
 	}
 	require.NoError(t, err, "stderr: %s", stderr)

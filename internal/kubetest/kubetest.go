@@ -253,7 +253,7 @@ func waitReady(ctx context.Context, p *process, client *http.Client, url, token 
 		}
 		resp, err := client.Do(req)
 		if err == nil {
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return nil
 			}

@@ -84,18 +84,18 @@ func (cp *ControlPlane) PodCommand(tb testing.TB, sa *ServiceAccount, pod, name 
 	src := filepath.Join(base, "serviceaccount")
 	scratch := filepath.Join(base, "scratch")
 	for _, d := range []string{src, scratch} {
-		if err := os.Mkdir(d, 0o755); err != nil {
+		if err := os.Mkdir(d, 0o755); err != nil { //nolint:gosec // G301: as a pod sees it
 			tb.Fatalf("kubetest: %v", err)
 		}
 	}
 	files := map[string][]byte{"token": []byte(sa.Token), "ca.crt": cp.CAPEM, "namespace": []byte(sa.Namespace)}
 	for f, data := range files {
-		if err := os.WriteFile(filepath.Join(src, f), data, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(src, f), data, 0o644); err != nil { //nolint:gosec // G306: as a pod sees it
 			tb.Fatalf("kubetest: %v", err)
 		}
 	}
 	cmdArgs := append([]string{"--mount", "--uts", "--propagation", "private", "--", "/bin/sh", "-c", podScript, "pod", src, scratch, pod, name}, args...)
-	cmd := exec.Command("unshare", cmdArgs...)
+	cmd := exec.Command("unshare", cmdArgs...) //nolint:gosec // G204: the test's own command
 	cmd.Env = append(podEnv(os.Environ()),
 		"KUBERNETES_SERVICE_HOST="+cp.Host,
 		"KUBERNETES_SERVICE_PORT="+strconv.Itoa(cp.Port),

@@ -31,7 +31,7 @@ type process struct {
 // kernel sends it SIGTERM if the test process dies first, so that no server
 // outlives a crashed or killed test run.
 func startProcess(name, bin string, args []string, env []string) (*process, error) {
-	cmd := exec.Command(bin, args...)
+	cmd := exec.Command(bin, args...) //nolint:gosec // G204: the cached etcd and kube-apiserver
 	cmd.Env = env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	p := &process{name: name, cmd: cmd, out: &tailBuffer{max: logTail}, exited: make(chan struct{})}

@@ -127,21 +127,22 @@ func (e *Elector) campaign(ctx context.Context, lead func(ctx context.Context)) 
 		case <-runDone:
 			return
 		}
-		if _, _, took := lock.state(); took {
+		if lock.state().took {
 			<-leadDone
 		}
 		stop()
 	}()
 	le.Run(runCtx)
 	close(runDone)
-	if _, fatal, took := lock.state(); took {
+	if lock.state().took {
 		<-leadDone
-		if ctx.Err() == nil && fatal == nil {
-			log.Warn("lost leadership; campaigning again")
-		}
 	}
-	if _, fatal, _ := lock.state(); fatal != nil {
-		return e.l.explain(e.name, fatal)
+	st := lock.state()
+	if st.fatal != nil {
+		return e.l.explain(e.name, st.fatal)
+	}
+	if st.took && ctx.Err() == nil {
+		log.Warn("lost leadership; campaigning again")
 	}
 	return nil
 }

@@ -230,10 +230,14 @@ func (r *recordingLock) record(err error, took bool) {
 	}
 }
 
-// state returns the last error, the fatal one, and whether the Lease was
-// ever taken.
-func (r *recordingLock) state() (last, fatal error, took bool) {
+// lockState is what a recordingLock saw.
+type lockState struct {
+	last, fatal error // the last error of a request, the fatal one
+	took        bool  // whether this holder ever took the Lease
+}
+
+func (r *recordingLock) state() lockState {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.last, r.fatal, r.took
+	return lockState{last: r.last, fatal: r.fatal, took: r.took}
 }

@@ -288,7 +288,12 @@ func startElector(t *testing.T, e *Elector, leading, maxLeading *atomic.Int32) *
 			leading.Add(-1)
 		})
 	}()
-	t.Cleanup(func() { cancel(); <-r.done })
+	t.Cleanup(func() {
+		cancel()
+		if err := <-r.done; err != nil {
+			t.Errorf("elector %s: %v", e.Identity(), err)
+		}
+	})
 	return r
 }
 
@@ -396,7 +401,7 @@ func runHelper(mode string) int {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
-		fmt.Println("HELD")
+		fmt.Fprintln(os.Stdout, "HELD")
 	case "elect":
 		e, err := NewElector(cfg, nil)
 		if err != nil {
@@ -405,7 +410,7 @@ func runHelper(mode string) int {
 		}
 		var once sync.Once
 		go func() {
-			err := e.Run(ctx, func(ctx context.Context) { once.Do(func() { fmt.Println("HELD") }); <-ctx.Done() })
+			err := e.Run(ctx, func(ctx context.Context) { once.Do(func() { fmt.Fprintln(os.Stdout, "HELD") }); <-ctx.Done() })
 			fmt.Fprintln(os.Stderr, "elector stopped:", err)
 			os.Exit(1)
 		}()

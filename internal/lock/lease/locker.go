@@ -2,6 +2,7 @@ package lease
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -98,7 +99,7 @@ func (k *Locker) Lock(ctx context.Context, key string) (held context.Context, un
 	go func() {
 		<-done
 		cancelHeld(ErrLost) // no effect after unlock, whose cause came first
-		if context.Cause(held) == ErrLost {
+		if errors.Is(context.Cause(held), ErrLost) {
 			log.Warn("lost the lease while holding it: stopping the pass")
 		}
 	}()
@@ -115,20 +116,20 @@ func (k *Locker) Lock(ctx context.Context, key string) (held context.Context, un
 
 // notTaken explains why Lock gave up.
 func (k *Locker) notTaken(ctx context.Context, le *leaderelection.LeaderElector, lock *recordingLock) error {
-	last, fatal, _ := lock.state()
-	if fatal != nil {
-		return fmt.Errorf("lock: %w", k.l.explain(k.name, fatal))
+	st := lock.state()
+	if st.fatal != nil {
+		return fmt.Errorf("lock: %w", k.l.explain(k.name, st.fatal))
 	}
 	cause := context.Cause(ctx)
 	if cause == nil {
-		cause = fmt.Errorf("the election ended")
+		cause = errors.New("the election ended")
 	}
 	if holder := le.GetLeader(); holder != "" && holder != lock.Identity() {
 		return fmt.Errorf("lock: lease %s is held by %s (another rotator's pass; it is released when that pass ends, "+
 			"or expires %s after its holder stops renewing it): %w", k.Lease(), holder, k.l.cfg.LeaseDuration, cause)
 	}
-	if last != nil {
-		return fmt.Errorf("lock: could not take lease %s (last error: %v): %w", k.Lease(), last, cause)
+	if st.last != nil {
+		return fmt.Errorf("lock: could not take lease %s: %w (last error: %w)", k.Lease(), cause, st.last)
 	}
 	return fmt.Errorf("lock: could not take lease %s: %w", k.Lease(), cause)
 }

@@ -81,12 +81,11 @@ func (c Config) Validate() error {
 	}
 	for k := range c.Fields {
 		p := field.Path("fields", k)
-		switch {
-		case k == c.Key:
+		if k == c.Key {
 			errs = append(errs, field.Errorf(p, "is the key that holds the token (key: %s): choose another", c.Key))
-		default:
-			errs = append(errs, checkKey(p, k))
+			continue
 		}
+		errs = append(errs, checkKey(p, k))
 	}
 	if _, err := sinks.ParseFields(c.Fields); err != nil {
 		errs = append(errs, err)
