@@ -24,19 +24,21 @@ demo: ## run the rotator against a local Unleash with a file sink, and show what
 	scripts/demo.sh
 
 .PHONY: test-deps
-test-deps: ## install the real servers the tests use (PostgreSQL, Unleash 8.2.0, Vault dev server)
+test-deps: ## install the real servers and tools the tests use (PostgreSQL, Unleash 8.2.0, Vault dev server, helm, kustomize)
 	scripts/unleash-dev.sh install
 	scripts/vaultdev-build.sh >/dev/null
+	scripts/tools.sh helm >/dev/null
+	scripts/tools.sh kustomize >/dev/null
 
 .PHONY: test
 test: test-deps ## run every test, against real Unleash and Vault servers, with the race detector
 	$(GO) test -race -count=1 $(PKGS)
 
 .PHONY: lint
-lint: ## go vet, golangci-lint (pinned) on both modules, shellcheck on the scripts
-	$(GO) vet ./... && (cd tools/vaultdev && $(GO) vet ./...)
+lint: ## go vet, golangci-lint (pinned) on every module, shellcheck on the scripts
+	$(GO) vet ./... && (cd tools/vaultdev && $(GO) vet ./...) && (cd tools/monitoringcheck && $(GO) vet ./...)
 	lint=$$(scripts/tools.sh golangci-lint); \
-	$$lint run ./... && (cd tools/vaultdev && $$lint run ./...)
+	$$lint run ./... && (cd tools/vaultdev && $$lint run ./...) && (cd tools/monitoringcheck && $$lint run ./...)
 	@if command -v shellcheck >/dev/null; then shellcheck scripts/*.sh .ci/run; \
 	else echo "shellcheck not installed: skipping the scripts (apt-get install shellcheck)"; fi
 
