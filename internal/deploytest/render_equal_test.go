@@ -2,6 +2,8 @@ package deploytest
 
 import (
 	"maps"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -144,5 +146,49 @@ func deepCopy(v any) any {
 		return c
 	default:
 		return v
+	}
+}
+
+// TestChartLints runs `helm lint --strict` (template errors, Chart.yaml,
+// warnings as failures) with every optional part on, in both modes, and
+// checks that bad settings are refused with a message that says what to do.
+func TestChartLints(t *testing.T) {
+	t.Parallel()
+	chart := filepath.Join(repoRoot(t), "charts", "unleash-rotator")
+	for _, mode := range []string{"cronjob", "daemon"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			args := []string{"lint", "--strict", chart, "--set", "mode=" + mode,
+				"--set", "prometheusRule.enabled=true", "--set", "vaultAuth.enabled=true"}
+			if mode == "daemon" {
+				args = append(args, "--set", "serviceMonitor.enabled=true")
+			}
+			out := run(t, exec.Command(tool(t, "helm"), args...))
+			assert.Contains(t, string(out), "0 chart(s) failed")
+		})
+	}
+	refused := map[string]struct {
+		set  []string
+		want string
+	}{
+		"unknown mode":                 {[]string{"mode=job"}, `mode must be cronjob or daemon, not "job"`},
+		"service monitor of a cronjob": {[]string{"serviceMonitor.enabled=true"}, "serviceMonitor.enabled needs mode daemon"},
+		"no credential":                {[]string{"unleash.existingSecret="}, "unleash.existingSecret is required"},
+		"restart of a DaemonSet": {
+			[]string{"rbac.restart[0].kind=DaemonSet", "rbac.restart[0].name=x"},
+			`rbac.restart: kind "DaemonSet" is not supported`,
+		},
+	}
+	for name, tt := range refused {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			args := []string{"template", "unleash-rotator", chart}
+			for _, s := range tt.set {
+				args = append(args, "--set", s)
+			}
+			out, err := exec.Command(tool(t, "helm"), args...).CombinedOutput()
+			require.Error(t, err, string(out))
+			assert.Contains(t, string(out), tt.want)
+		})
 	}
 }
