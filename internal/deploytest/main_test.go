@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"testing"
+
+	"github.com/unleash-rotator/unleash-rotator/internal/kubetest"
 )
 
 // binDir holds the binaries the tests build once per test binary.
@@ -16,7 +18,9 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binDir = dir
-	code := m.Run()
+	// One real API server for the tests that apply what the project ships;
+	// the others run without it.
+	code := kubetest.Main(m)
 	_ = os.RemoveAll(dir)
 	os.Exit(code)
 }

@@ -117,12 +117,18 @@ func kustomizeWith(tb testing.TB, base string, components ...string) []object {
 }
 
 // helmTemplate renders the chart as release "unleash-rotator" in namespace
-// unleash-rotator, with values given as --set-string/--set style pairs
-// ("mode=daemon").
+// unleash-rotator, with values given as --set pairs ("mode=daemon").
 func helmTemplate(tb testing.TB, set ...string) []object {
 	tb.Helper()
+	return helmTemplateIn(tb, namespace, set...)
+}
+
+// helmTemplateIn renders the chart as release "unleash-rotator" in
+// namespace ns.
+func helmTemplateIn(tb testing.TB, ns string, set ...string) []object {
+	tb.Helper()
 	args := []string{"template", "unleash-rotator", filepath.Join(repoRoot(tb), "charts", "unleash-rotator"),
-		"--namespace", namespace}
+		"--namespace", ns}
 	for _, s := range set {
 		args = append(args, "--set", s)
 	}
