@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	appsv1 "k8s.io/api/apps/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -72,7 +73,7 @@ func checkRBAC(t *testing.T, cp *kubetest.ControlPlane, ns string, want rbacWant
 
 	sa, err := kubernetes.NewForConfig(cp.ConfigWithToken(cp.Token(t, ns, rotatorSA)))
 	require.NoError(t, err)
-	waitForRole(t, sa, ns)
+	waitForRole(t, sa, ns, destination)
 	secrets, leases := sa.CoreV1().Secrets(ns), sa.CoordinationV1().Leases(ns)
 
 	// Allowed: what the kubernetes sink does with its destination...
@@ -139,21 +140,84 @@ func checkRBAC(t *testing.T, cp *kubetest.ControlPlane, ns string, want rbacWant
 	assertForbidden(t, err, "read a Secret of the same name in another namespace")
 }
 
-// waitForRole waits until the rotator's Role is in effect (RBAC serves
-// from a cache a few milliseconds behind the write): reading its
-// destination answers NotFound instead of Forbidden.
-func waitForRole(t *testing.T, sa kubernetes.Interface, ns string) {
+// waitForRole waits until the rotator's Role in ns is in effect (RBAC
+// serves from a cache a few milliseconds behind the write): reading the
+// Secret it names answers NotFound instead of Forbidden.
+func waitForRole(t *testing.T, sa kubernetes.Interface, ns, secret string) {
 	t.Helper()
 	err := wait.PollUntilContextTimeout(t.Context(), 20*time.Millisecond, 10*time.Second, true,
 		func(ctx context.Context) (bool, error) {
-			_, err := sa.CoreV1().Secrets(ns).Get(ctx, destination, metav1.GetOptions{})
+			_, err := sa.CoreV1().Secrets(ns).Get(ctx, secret, metav1.GetOptions{})
 			return !apierrors.IsForbidden(err), nil
 		})
-	require.NoError(t, err, "the rotator's Role never took effect")
+	require.NoError(t, err, "the rotator's Role in %s never took effect", ns)
 }
 
 // assertForbidden asserts err is the API server's 403.
 func assertForbidden(t *testing.T, err error, what string) {
 	t.Helper()
 	assert.Truef(t, apierrors.IsForbidden(err), "%s: want Forbidden, got %v", what, err)
+}
+
+// TestChartCrossNamespaceAndRestartRBAC checks the chart's optional rules
+// on the API server: destination Secrets in another namespace get a Role
+// there (and no Lease rights), and rbac.restart allows patching exactly the
+// named Deployment, which is what the sink's restart does.
+func TestChartCrossNamespaceAndRestartRBAC(t *testing.T) {
+	t.Parallel()
+	cp := kubetest.Require(t)
+	ctx := context.WithoutCancel(t.Context())
+	ns, apps := cp.Namespace(t), cp.Namespace(t)
+	applyAll(t, cp.AdminConfig(), helmTemplateIn(t, ns,
+		"rbac.secrets[0].names[0]="+destination,
+		"rbac.secrets[1].namespace="+apps, "rbac.secrets[1].names[0]=unleash-checkout",
+		"rbac.restart[0].kind=Deployment", "rbac.restart[0].namespace="+apps, "rbac.restart[0].name=checkout-api"))
+
+	admin := cp.AdminClient(t)
+	for _, name := range []string{"checkout-api", "other-app"} {
+		_, err := admin.AppsV1().Deployments(apps).Create(ctx, deployment(name), metav1.CreateOptions{})
+		require.NoError(t, err)
+	}
+	sa, err := kubernetes.NewForConfig(cp.ConfigWithToken(cp.Token(t, ns, rotatorSA)))
+	require.NoError(t, err)
+	waitForRole(t, sa, ns, destination)
+	waitForRole(t, sa, apps, "unleash-checkout")
+
+	secrets := sa.CoreV1().Secrets(apps)
+	_, err = secrets.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "unleash-checkout"}}, metav1.CreateOptions{})
+	require.NoError(t, err, "create the destination in the other namespace")
+	got, err := secrets.Get(ctx, "unleash-checkout", metav1.GetOptions{})
+	require.NoError(t, err, "read it back")
+	got.StringData = map[string]string{"token": "v2"}
+	_, err = secrets.Update(ctx, got, metav1.UpdateOptions{})
+	require.NoError(t, err, "update it")
+	_, err = secrets.Get(ctx, destination, metav1.GetOptions{})
+	assertForbidden(t, err, "a name granted in the release namespace only")
+	_, err = sa.CoordinationV1().Leases(apps).Create(ctx,
+		&coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: passLease}}, metav1.CreateOptions{})
+	assertForbidden(t, err, "a Lease in the other namespace")
+
+	restart := []byte(`{"spec":{"template":{"metadata":{"annotations":{"unleash-rotator/restarted":"1"}}}}}`)
+	deployments := sa.AppsV1().Deployments(apps)
+	_, err = deployments.Patch(ctx, "checkout-api", types.MergePatchType, restart, metav1.PatchOptions{})
+	require.NoError(t, err, "restart the named Deployment")
+	_, err = deployments.Patch(ctx, "other-app", types.MergePatchType, restart, metav1.PatchOptions{})
+	assertForbidden(t, err, "restart another Deployment")
+	_, err = deployments.Get(ctx, "checkout-api", metav1.GetOptions{})
+	assertForbidden(t, err, "read the Deployment (the restart only patches)")
+}
+
+// deployment is a minimal valid Deployment named name.
+func deployment(name string) *appsv1.Deployment {
+	labels := map[string]string{"app": name}
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: appsv1.DeploymentSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "example.com/app:1"}}},
+			},
+		},
+	}
 }
