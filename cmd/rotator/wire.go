@@ -12,11 +12,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/unleash-rotator/unleash-rotator/internal/config"
+	"github.com/unleash-rotator/unleash-rotator/internal/kube"
 	"github.com/unleash-rotator/unleash-rotator/internal/lock"
+	"github.com/unleash-rotator/unleash-rotator/internal/lock/lease"
 	"github.com/unleash-rotator/unleash-rotator/internal/metrics"
 	"github.com/unleash-rotator/unleash-rotator/internal/notify"
 	"github.com/unleash-rotator/unleash-rotator/internal/rotation"
 	"github.com/unleash-rotator/unleash-rotator/internal/sinks/file"
+	kubesink "github.com/unleash-rotator/unleash-rotator/internal/sinks/kubernetes"
 	"github.com/unleash-rotator/unleash-rotator/internal/sinks/vault"
 	"github.com/unleash-rotator/unleash-rotator/internal/unleash"
 	"github.com/unleash-rotator/unleash-rotator/internal/unleash/backend"
@@ -41,6 +44,8 @@ type rotator struct {
 // could survive (an unreadable CA file); a sink that cannot be set up (Vault
 // unreachable, a missing directory) blocks just the lineages that use it.
 func build(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*rotator, error) {
+	// client-go logs through klog; send what it says to our logger.
+	kube.RouteKlog(logger)
 	client, err := unleash.New(cfg.Unleash, unleash.WithUserAgent("unleash-rotator/"+version))
 	if err != nil {
 		return nil, err
@@ -66,7 +71,12 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*rotat
 		}
 		r.sinks[s.Name] = r.metrics.InstrumentSink(s.Name, sink)
 	}
-	locker, err := lock.NewFile(cfg.Lock.Dir, logger)
+	var locker rotation.Locker
+	if cfg.Lock.Type == "kubernetes" {
+		locker, err = lease.NewLocker(cfg.Lock.Kubernetes, logger)
+	} else {
+		locker, err = lock.NewFile(cfg.Lock.Dir, logger)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -102,6 +112,8 @@ func newSink(ctx context.Context, s config.Sink, logger *slog.Logger) (rotation.
 		return file.New(*s.File, logger)
 	case s.Vault != nil:
 		return vault.New(ctx, *s.Vault, logger)
+	case s.Kubernetes != nil:
+		return kubesink.New(*s.Kubernetes, logger)
 	}
 	return nil, fmt.Errorf("sink %s has no known type", s.Name)
 }

@@ -24,6 +24,9 @@ func (c *Config) check(p *problems) {
 		c.Lock.Dir = DefaultLockDir()
 	}
 	p.fields("lock", field.OneOf("type", c.Lock.Type, "file", "kubernetes"))
+	if c.Lock.Type == "kubernetes" {
+		p.fields("lock.kubernetes", c.Lock.Kubernetes.Validate())
+	}
 	c.checkSinks(p)
 	c.Targets = c.buildTargets(p)
 	p.fields("metrics", c.Metrics.Validate())

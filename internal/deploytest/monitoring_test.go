@@ -73,7 +73,7 @@ func TestMonitoringObjects(t *testing.T) {
 	require.NoError(t, err, stderr)
 	assert.Equal(t, []string{"unleash-rotator"}, sum.ServiceMonitors)
 	assert.Equal(t, []string{"unleash-rotator"}, sum.PrometheusRules)
-	require.Len(t, sum.Rules, 6, "the README's alerts")
+	require.Len(t, sum.Rules, 8, "the README's alerts")
 	exported := exportedMetrics(t)
 	for _, r := range sum.Rules {
 		require.NotEmpty(t, r.Metrics, r.Name)
