@@ -208,6 +208,7 @@ func (e *Engine) Run(ctx context.Context, targets []Target, opts Options) *Repor
 	for i, j := range jobs {
 		j.start(plan.Decisions[i], in.Now)
 	}
+	rep.Capacity = usages(in)
 
 	if opts.DryRun {
 		for _, j := range jobs {

@@ -2,6 +2,7 @@ package unleashtest
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"testing"
@@ -21,6 +22,9 @@ var (
 //
 //	func TestMain(m *testing.M) { os.Exit(unleashtest.Main(m, opts, nil)) }
 //
+// Under go test -short it starts no server and runs the tests, and
+// [Require] skips those that need one.
+//
 // When the server cannot start, Main follows the testenv rule: in CI it prints
 // the reason and returns 1 without running any test; elsewhere it prints the
 // reason and runs the tests anyway, so that unit tests still run and the tests
@@ -30,6 +34,16 @@ var (
 // tests run; most packages call [Require] in each test instead.
 func Main(m *testing.M, opts Options, use func(*Server)) int {
 	mainCalled = true
+	if !flag.Parsed() {
+		flag.Parse() // for testing.Short
+	}
+	if testing.Short() {
+		// The fast loop: no server; Require skips the tests that need one.
+		if use != nil {
+			use(nil)
+		}
+		return m.Run()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	mainServer, mainErr = Start(ctx, opts)
 	cancel()
@@ -63,6 +77,7 @@ func Require(tb testing.TB) *Server {
 	if !mainCalled {
 		tb.Fatal("unleashtest.Require: the package's TestMain must call unleashtest.Main")
 	}
+	testenv.RequireServers(tb, "a real Unleash server")
 	if mainServer == nil {
 		testenv.Unavailable(tb, mainErr.Error())
 	}
@@ -71,9 +86,10 @@ func Require(tb testing.TB) *Server {
 
 // New starts a server of the test's own, for tests that need other [Options]
 // than the shared one, and stops it when the test ends. Without a server it
-// calls [testenv.Unavailable].
+// calls [testenv.Unavailable]; under -short it skips the test.
 func New(tb testing.TB, opts Options) *Server {
 	tb.Helper()
+	testenv.RequireServers(tb, "a real Unleash server")
 	ctx, cancel := context.WithTimeout(tb.Context(), startTimeout)
 	defer cancel()
 	s, err := Start(ctx, opts)
