@@ -271,7 +271,7 @@ func (s *losingSink) Get(ctx context.Context, dest string) (Record, error) {
 	if dest == s.dest && s.reads > 0 {
 		if s.reads--; s.reads == 0 {
 			s.memSink.mu.Lock()
-			delete(s.memSink.data, dest)
+			delete(s.data, dest)
 			s.memSink.mu.Unlock()
 		}
 	}
