@@ -19,6 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/retry"
 
 	"github.com/unleash-rotator/unleash-rotator/internal/kube"
 	"github.com/unleash-rotator/unleash-rotator/internal/kubetest"
@@ -157,11 +158,17 @@ func TestLosingTheLeaseCancelsHeld(t *testing.T) {
 
 	// Someone else takes the Lease over (as after a partition in which A
 	// could not renew).
-	lease, err := admin.CoordinationV1().Leases(ns).Get(t.Context(), "unleash-rotator", metav1.GetOptions{})
-	require.NoError(t, err)
-	thief, seconds, now := "thief", int32(60), metav1.NewMicroTime(time.Now())
-	lease.Spec = coordinationv1.LeaseSpec{HolderIdentity: &thief, LeaseDurationSeconds: &seconds, AcquireTime: &now, RenewTime: &now}
-	_, err = admin.CoordinationV1().Leases(ns).Update(t.Context(), lease, metav1.UpdateOptions{})
+	// A renews concurrently, so the take-over retries on a conflict.
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		lease, err := admin.CoordinationV1().Leases(ns).Get(t.Context(), "unleash-rotator", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		thief, seconds, now := "thief", int32(60), metav1.NewMicroTime(time.Now())
+		lease.Spec = coordinationv1.LeaseSpec{HolderIdentity: &thief, LeaseDurationSeconds: &seconds, AcquireTime: &now, RenewTime: &now}
+		_, err = admin.CoordinationV1().Leases(ns).Update(t.Context(), lease, metav1.UpdateOptions{})
+		return err
+	})
 	require.NoError(t, err)
 
 	select {
