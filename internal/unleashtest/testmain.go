@@ -2,6 +2,7 @@ package unleashtest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"testing"
@@ -21,7 +22,8 @@ var (
 //
 //	func TestMain(m *testing.M) { os.Exit(unleashtest.Main(m, opts, nil)) }
 //
-// When the server cannot start, Main follows the testenv rule: in CI it prints
+// When the test binary fuzzes (go test -fuzz), Main starts no server: fuzz
+// targets use none. When the server cannot start, Main follows the testenv rule: in CI it prints
 // the reason and returns 1 without running any test; elsewhere it prints the
 // reason and runs the tests anyway, so that unit tests still run and the tests
 // that call [Require] skip with that reason.
@@ -30,6 +32,12 @@ var (
 // tests run; most packages call [Require] in each test instead.
 func Main(m *testing.M, opts Options, use func(*Server)) int {
 	mainCalled = true
+	if testenv.Fuzzing() {
+		// Fuzz targets use no server, and every fuzz worker runs TestMain:
+		// a server each would cost minutes before the first input.
+		mainErr = errors.New("no Unleash server while fuzzing (go test -fuzz)")
+		return m.Run()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	mainServer, mainErr = Start(ctx, opts)
 	cancel()
