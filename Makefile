@@ -48,6 +48,19 @@ fmt: ## format the code
 bench: test-deps ## run the benchmarks (sink cost per rotation, engine pass cost)
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem $(PKGS)
 
+FUZZTIME ?= 30s
+
+.PHONY: fuzz
+fuzz: ## run every fuzz target (Unleash responses, configuration) for FUZZTIME each (default 30s)
+	FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
+
+.PHONY: test-faults
+test-faults: test-deps ## the long fault suite: Unleash and Vault answering 5xx, 429, slowly, resetting, stopped; full and read-only sinks
+	E2E_LONG=1 $(GO) test -race -count=1 -timeout 60m ./internal/e2e/faults/
+
+.PHONY: test-long
+test-long: test-faults fuzz ## the long proof suite (`make test` runs its fast part)
+
 .PHONY: unleash-up
 unleash-up: ## start a local Unleash for experiments; prints the export lines to eval
 	@scripts/unleash-dev.sh start
