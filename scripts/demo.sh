@@ -7,9 +7,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bold=$(tput bold 2>/dev/null || true)
-dim=$(tput dim 2>/dev/null || true)
-reset=$(tput sgr0 2>/dev/null || true)
+# Styles only on a terminal: piped or redirected, the output stays plain.
+bold='' dim='' reset=''
+if [[ -t 1 ]]; then
+	bold=$(tput bold 2>/dev/null || true)
+	dim=$(tput dim 2>/dev/null || true)
+	reset=$(tput sgr0 2>/dev/null || true)
+fi
 step() { printf '\n%s==> %s%s\n' "$bold" "$*" "$reset"; }
 note() { printf '%s    %s%s\n' "$dim" "$*" "$reset"; }
 
@@ -17,8 +21,12 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/unleash-rotator-demo.XXXXXX")
 out=$PWD/demo-output
 cleanup() {
 	if [[ ${DEMO_KEEP:-} == 1 ]]; then
-		printf '\nKept: Unleash at %s (stop: UNLEASH_DEV_DIR=%s scripts/unleash-dev.sh stop --purge), output in %s\n' \
-			"${UNLEASH_URL:-?}" "${UNLEASH_DEV_DIR:-?}" "$out"
+		printf '\nKept: Unleash at %s, the output in %s, the rotator and its configuration in %s. Explore with:\n' \
+			"${UNLEASH_URL:-?}" "$out" "$work"
+		printf '    export ROTATOR_CONFIG=%s/config.yaml ROTATOR_LOCK_DIR=%s/locks\n' "$work" "$work"
+		printf '    %s/rotator plan\n    %s/rotator rotate --target demo --token checkout-api --yes\n' "$work" "$work"
+		printf 'Stop it with: UNLEASH_DEV_DIR=%s scripts/unleash-dev.sh stop --purge; rm -rf %s %s\n' \
+			"${UNLEASH_DEV_DIR:-?}" "$work" "$out"
 		return
 	fi
 	if [[ -n ${UNLEASH_DEV_DIR:-} ]]; then
@@ -74,6 +82,7 @@ cat >"$work/config.yaml" <<EOF
 # third of its life is left, published as env files into demo-output/.
 unleash:
   url: $UNLEASH_URL
+  token_file: $work/unleash-token
 schedule: "@every 1h"
 defaults:
   renew_before_percent: 33
@@ -97,7 +106,8 @@ targets:
 log:
   format: text
 EOF
-export ROTATOR_CONFIG=$work/config.yaml ROTATOR_UNLEASH_TOKEN=$UNLEASH_ADMIN_TOKEN ROTATOR_LOCK_DIR=$work/locks
+(umask 077 && printf '%s\n' "$UNLEASH_ADMIN_TOKEN" >"$work/unleash-token")
+export ROTATOR_CONFIG=$work/config.yaml ROTATOR_LOCK_DIR=$work/locks
 unset UNLEASH_ADMIN_TOKEN
 
 step "rotator plan: what a pass would do now, and why (nothing is changed)"
@@ -125,4 +135,6 @@ note "With retire.mode expire or delete, the old tokens would be expired or dele
 note "once Unleash shows them unused (retire.unseen_for). The secret never appears in a log: the fingerprint does."
 
 step "Done"
-note "Try: DEMO_KEEP=1 make demo, then the commands above with ROTATOR_CONFIG=$work/config.yaml"
+if [[ ${DEMO_KEEP:-} != 1 ]]; then
+	note "To explore afterwards: DEMO_KEEP=1 make demo (it prints the commands to run)."
+fi

@@ -109,9 +109,11 @@ free_port() {
 }
 
 # http_ok reports whether GET http://127.0.0.1:$1$2 answers 200 (no curl needed).
+# A failed exec redirection does not end a bash subshell: without the exit,
+# the request would go to whatever the caller had open as fd 3.
 http_ok() {
 	(
-		exec 3<>"/dev/tcp/127.0.0.1/$1"
+		exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
 		printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "$2" >&3
 		IFS= read -r -t 5 line <&3
 		[[ $line == HTTP/1.?' 200'* ]]

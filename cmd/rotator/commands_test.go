@@ -150,8 +150,8 @@ func TestRotateRevokesTheOldToken(t *testing.T) {
 	tok := w.token(t, "team-a", "leaked", unleash.TypeBackend, 20*24*time.Hour)
 	require.Equal(t, exitOK, run(t, w.env, "once").code)
 
-	// stdin is not a terminal here, so no prompt.
-	res := run(t, w.env, "rotate", "--target", "app", "--token", w.prefix+"leaked", "--revoke-old")
+	// stdin is not a terminal here: no prompt, and --revoke-old needs --yes.
+	res := run(t, w.env, "rotate", "--target", "app", "--token", w.prefix+"leaked", "--revoke-old", "--yes")
 	require.Equal(t, exitOK, res.code, res)
 	assert.Contains(t, res.stdout, "Rotating now (1)")
 	assert.Contains(t, res.stdout, "revoked; Unleash now rejects it")

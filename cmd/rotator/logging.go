@@ -25,11 +25,21 @@ func newLogger(l config.Log, w io.Writer) *slog.Logger {
 	var h slog.Handler
 	switch {
 	case l.Format == "json" || l.Format == "auto" && !isTerm:
-		h = slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})
+		h = slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level, ReplaceAttr: durationSeconds})
 	default:
 		h = tint.NewTextHandler(w, &tint.Options{Level: level, TimeFormat: time.DateTime, NoColor: !isTerm})
 	}
 	return slog.New(h)
+}
+
+// durationSeconds writes durations as seconds (a float, such as 1.5) in
+// JSON logs, which slog otherwise writes as integer nanoseconds. The text
+// format shows them as Go durations ("1.5s").
+func durationSeconds(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		a.Value = slog.Float64Value(a.Value.Duration().Seconds())
+	}
+	return a
 }
 
 // cronLogger adapts slog to robfig/cron's Logger, whose Error takes the

@@ -36,35 +36,38 @@ func (a *app) once(args []string) int {
 	}
 	defer s.release()
 	rep := s.pass(s.work, rotation.Options{})
-	s.export(s.work)
+	s.export(s.work, rep)
 	s.notify(s.work, rep)
 	return passExitCode(rep)
 }
 
-// export pushes or writes a one-shot pass's metrics, as configured.
-func (r *rotator) export(ctx context.Context) {
-	m := r.cfg.Metrics
-	if m.Pushgateway != "" {
-		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		if err := metrics.Push(ctx, m.Pushgateway, "unleash_rotator", r.registry); err != nil {
-			r.logger.Error("could not push the metrics", "err", err)
-		} else {
-			r.logger.Debug("pushed the metrics", "pushgateway", redactURL(m.Pushgateway))
-		}
+// export pushes or writes a one-shot pass's metrics, as configured. A
+// failed pass replaces only the metrics it has: see metrics.Exporter.
+func (r *rotator) export(ctx context.Context, rep *rotation.Report) {
+	cfg := r.cfg.Metrics
+	if cfg.Pushgateway == "" && cfg.Textfile == "" {
+		return
 	}
-	if m.Textfile != "" {
-		if err := metrics.WriteTextfile(m.Textfile, r.registry); err != nil {
-			r.logger.Error("could not write the metrics textfile", "path", m.Textfile, "err", err)
-		}
+	exp, err := metrics.NewExporter(cfg, r.registry, unleashHost(r.client.BaseURL()))
+	if err != nil {
+		r.logger.Error("could not export the metrics", "err", err)
+		return
 	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := exp.Export(ctx, !rep.Failed()); err != nil {
+		r.logger.Error("could not export the metrics", "err", err)
+		return
+	}
+	r.logger.Debug("exported the metrics", "pushgateway", exp.Pushgateway(), "textfile", cfg.Textfile)
 }
 
-// redactURL hides the password a URL may carry.
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
+// unleashHost is the host (and port) of the Unleash base URL: the default
+// instance that metrics are grouped by on a Pushgateway.
+func unleashHost(base string) string {
+	u, err := url.Parse(base)
 	if err != nil {
-		return "(unparsable URL)"
+		return ""
 	}
-	return u.Redacted()
+	return u.Host
 }

@@ -40,10 +40,3 @@ func TestRetrySinkSetsUpAgain(t *testing.T) {
 	require.NoError(t, s.Put(t.Context(), "p", rotation.Record{}, ""))
 	assert.Equal(t, 1, calls, "set up once, then kept")
 }
-
-func TestRedactURL(t *testing.T) {
-	t.Parallel()
-	assert.Equal(t, "https://user:xxxxx@push.example/metrics", redactURL("https://user:hunter2@push.example/metrics"))
-	assert.Equal(t, "https://push.example", redactURL("https://push.example"))
-	assert.Equal(t, "(unparsable URL)", redactURL("http://bad host/%zz"))
-}

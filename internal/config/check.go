@@ -3,8 +3,6 @@ package config
 import (
 	"cmp"
 	"fmt"
-	"net"
-	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
@@ -26,15 +24,13 @@ func (c *Config) check(p *problems) {
 		c.Lock.Dir = DefaultLockDir()
 	}
 	p.fields("lock", field.OneOf("type", c.Lock.Type, "file", "kubernetes"))
+	if c.Lock.Type == "kubernetes" {
+		p.fields("lock.kubernetes", c.Lock.Kubernetes.Validate())
+	}
 	c.checkSinks(p)
 	c.Targets = c.buildTargets(p)
-	if c.Metrics.Listen != "" {
-		p.fields("metrics", checkHostPort("listen", c.Metrics.Listen))
-	}
-	if c.Metrics.Pushgateway != "" {
-		p.fields("metrics", checkURL("pushgateway", c.Metrics.Pushgateway))
-	}
-	p.fields("notify", field.Positive("timeout", c.Notify.Timeout))
+	p.fields("metrics", c.Metrics.Validate())
+	p.fields("notify", c.Notify.Validate())
 	p.fields("log", field.Join(
 		field.OneOf("level", c.Log.Level, "debug", "info", "warn", "error"),
 		field.OneOf("format", c.Log.Format, "auto", "text", "json")))
@@ -344,33 +340,6 @@ func checkEnvironment(path, env string, p *problems) {
 	case "*":
 		p.at(path, `must name one environment, not "*"`)
 	}
-}
-
-// checkHostPort checks a listen address such as ":9464" or "127.0.0.1:9464".
-func checkHostPort(key, v string) error {
-	_, port, err := net.SplitHostPort(v)
-	if err != nil {
-		return field.Errorf(key, "must be host:port, such as :9464, got %q", v)
-	}
-	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
-		return field.Errorf(key, "port must be a number from 0 to 65535, got %q", port)
-	}
-	return nil
-}
-
-// checkURL checks an http(s) URL, without quoting it (it may hold a
-// password).
-func checkURL(key, raw string) error {
-	u, err := url.Parse(raw)
-	switch {
-	case err != nil:
-		return field.Errorf(key, "is not a valid URL")
-	case u.Scheme != "http" && u.Scheme != "https":
-		return field.Errorf(key, "must be an http:// or https:// URL")
-	case u.Host == "":
-		return field.Errorf(key, "has no host")
-	}
-	return nil
 }
 
 // sorted returns a sorted copy of s.

@@ -7,9 +7,12 @@ import (
 	"time"
 
 	"github.com/unleash-rotator/unleash-rotator/internal/field"
+	"github.com/unleash-rotator/unleash-rotator/internal/lock/lease"
+	"github.com/unleash-rotator/unleash-rotator/internal/metrics"
+	"github.com/unleash-rotator/unleash-rotator/internal/notify"
 	"github.com/unleash-rotator/unleash-rotator/internal/rotation"
-	"github.com/unleash-rotator/unleash-rotator/internal/secret"
 	"github.com/unleash-rotator/unleash-rotator/internal/sinks/file"
+	kubesink "github.com/unleash-rotator/unleash-rotator/internal/sinks/kubernetes"
 	"github.com/unleash-rotator/unleash-rotator/internal/sinks/vault"
 	"github.com/unleash-rotator/unleash-rotator/internal/unleash"
 )
@@ -33,8 +36,8 @@ type Config struct {
 	// Sinks are in configuration order.
 	Sinks         []Sink         `yaml:"sinks"`
 	TargetConfigs []TargetConfig `yaml:"targets"`
-	Metrics       Metrics        `yaml:"metrics"`
-	Notify        Notify         `yaml:"notify"`
+	Metrics       metrics.Config `yaml:"metrics"`
+	Notify        notify.Config  `yaml:"notify"`
 	Log           Log            `yaml:"log"`
 
 	// What Load derives from the settings.
@@ -62,14 +65,18 @@ type Lock struct {
 	Type string `yaml:"type"`
 	// Dir holds the file locks. Empty means [DefaultLockDir].
 	Dir string `yaml:"dir"`
+	// Kubernetes is the Lease of type kubernetes, which also elects the
+	// daemon replica that runs passes.
+	Kubernetes lease.Config `yaml:"kubernetes"`
 }
 
 // Sink is a named place secrets are published to: exactly one of its
 // variants is set.
 type Sink struct {
-	Name  string        `yaml:"name"`
-	File  *file.Config  `yaml:"file"`
-	Vault *vault.Config `yaml:"vault"`
+	Name       string           `yaml:"name"`
+	File       *file.Config     `yaml:"file"`
+	Vault      *vault.Config    `yaml:"vault"`
+	Kubernetes *kubesink.Config `yaml:"kubernetes"`
 }
 
 // variants lists the sink's variants: key, whether it is set, its
@@ -79,6 +86,7 @@ func (s *Sink) variants() []sinkVariant {
 	return []sinkVariant{
 		{"file", s.File != nil, s.File, &s.File},
 		{"vault", s.Vault != nil, s.Vault, &s.Vault},
+		{"kubernetes", s.Kubernetes != nil, s.Kubernetes, &s.Kubernetes},
 	}
 }
 
@@ -92,7 +100,8 @@ type sinkVariant struct {
 	field any // **file.Config, ...
 }
 
-// Type returns the sink's variant: "file" or "vault"; "" when none is set.
+// Type returns the sink's variant: "file", "vault" or "kubernetes"; "" when
+// none is set.
 func (s Sink) Type() string {
 	for _, v := range s.variants() {
 		if v.set {
@@ -210,25 +219,6 @@ func (o PolicyConfig) over(p rotation.Policy) rotation.Policy {
 	return p
 }
 
-// Metrics says where Prometheus metrics go. Empty strings disable each.
-type Metrics struct {
-	// Listen is the host:port `rotator run` serves /metrics on. It defaults
-	// to ":9464"; an explicit "" turns the server off.
-	Listen      string `yaml:"listen"`
-	Pushgateway string `yaml:"pushgateway"`
-	Textfile    string `yaml:"textfile"`
-}
-
-// Notify configures the webhook sent when rotations fail.
-type Notify struct {
-	// WebhookURLFile holds the URL, which is a credential.
-	WebhookURLFile string `yaml:"webhook_url_file"`
-	// WebhookURL is set from ROTATOR_NOTIFY_WEBHOOK_URL or read from
-	// WebhookURLFile; zero disables notifications.
-	WebhookURL secret.Secret  `yaml:"-"`
-	Timeout    field.Duration `yaml:"timeout"`
-}
-
 // Log configures the logger.
 type Log struct {
 	// Level is debug, info, warn or error.
@@ -246,11 +236,14 @@ func Default() *Config {
 		PassTimeout: field.Duration(15 * time.Minute),
 		Concurrency: 4,
 		Lock:        Lock{Type: "file"},
-		Metrics:     Metrics{Listen: ":9464"},
-		Notify:      Notify{Timeout: field.Duration(10 * time.Second)},
-		Log:         Log{Level: "info", Format: "auto"},
+		// An explicit "" turns the server off, so the default is filled
+		// in before decoding rather than by SetDefaults.
+		Metrics: metrics.Config{Listen: metrics.DefaultListen},
+		Log:     Log{Level: "info", Format: "auto"},
 	}
 	c.Unleash.SetDefaults()
+	c.Notify.SetDefaults()
+	c.Lock.Kubernetes.SetDefaults()
 	return c
 }
 

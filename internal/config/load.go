@@ -281,6 +281,8 @@ func typeMessage(msg string) string {
 	}
 	want := "a single value"
 	switch t := m[4]; {
+	case t == "time.Duration":
+		want = "a duration such as 30s or 2m"
 	case t == "int":
 		want = "an integer"
 	case t == "bool":
@@ -338,7 +340,7 @@ func sinkKey(key string) string {
 		types = append(types, v.key)
 	}
 	if key == "type" {
-		return fmt.Sprintf("a sink's settings go under its type: write `%s:` (or `%s:`) and indent the settings under it", types[0], strings.Join(types[1:], ":`, `"))
+		return fmt.Sprintf("a sink's settings go under its type: replace `type: <type>` with `<type>:` (%s) and indent the settings under it", field.OrList(types))
 	}
 	var under []string
 	for _, v := range (&Sink{}).variants() {

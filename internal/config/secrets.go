@@ -2,12 +2,10 @@ package config
 
 import (
 	"encoding/base64"
+	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/unleash-rotator/unleash-rotator/internal/field"
@@ -30,7 +28,7 @@ func (c *Config) ReadSecrets() error {
 		if file == "" {
 			return !dst.IsZero()
 		}
-		v, err := readSecretFile(file)
+		v, err := secret.ReadFile(file)
 		if err != nil {
 			p.at(path, err.Error())
 			return false
@@ -52,9 +50,13 @@ func (c *Config) ReadSecrets() error {
 		read(path+".token_file", a.TokenFile, &a.Token)
 		read(path+".secret_id_file", a.SecretIDFile, &a.SecretID)
 	}
-	if read("notify.webhook_url_file", c.Notify.WebhookURLFile, &c.Notify.WebhookURL) {
-		if err := checkURL("", c.Notify.WebhookURL.Reveal()); err != nil {
-			p.at(pick(c.Notify.WebhookURLFile != "", "notify.webhook_url_file", "ROTATOR_NOTIFY_WEBHOOK_URL"), "the webhook URL "+err.Error())
+	if c.Notify.WebhookURLFile != "" && read("notify.webhook_url_file", c.Notify.WebhookURLFile, &c.Notify.WebhookURL) {
+		// Validate checked a URL from the environment; this one was in the file.
+		for _, e := range field.All(c.Notify.Validate()) {
+			var fe *field.Error
+			if errors.As(e, &fe) && fe.Path == "webhook_url" {
+				p.at("notify.webhook_url_file", strings.TrimSuffix(fe.Message, " (set by ROTATOR_NOTIFY_WEBHOOK_URL)"))
+			}
 		}
 	}
 	return p.err()
@@ -99,39 +101,4 @@ func loopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
-}
-
-// maxSecretFile caps what a secret file may hold: credentials are short,
-// and a path pointing at something else (a device, a log) must not make
-// the rotator read without end.
-const maxSecretFile = 64 << 10
-
-// readSecretFile reads a secret from a file, without the surrounding
-// whitespace (a trailing newline is the norm). Its errors name the file,
-// never the content.
-func readSecretFile(path string) (secret.Secret, error) {
-	if rest, ok := strings.CutPrefix(path, "~/"); ok {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			return secret.Secret{}, fmt.Errorf("cannot expand ~ in %s: %w", path, err)
-		}
-		path = filepath.Join(home, rest)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return secret.Secret{}, fmt.Errorf("cannot read secret file: %w", err)
-	}
-	defer func() { _ = f.Close() }()
-	b, err := io.ReadAll(io.LimitReader(f, maxSecretFile+1))
-	if err != nil {
-		return secret.Secret{}, fmt.Errorf("cannot read secret file %s: %w", path, err)
-	}
-	if len(b) > maxSecretFile {
-		return secret.Secret{}, fmt.Errorf("secret file %s is larger than %d KiB: is it the right file?", path, maxSecretFile>>10)
-	}
-	v := strings.TrimSpace(string(b))
-	if v == "" {
-		return secret.Secret{}, fmt.Errorf("secret file %s is empty", path)
-	}
-	return secret.New(v), nil
 }

@@ -130,7 +130,7 @@ func newEngine(t testing.TB, c *unleash.Client, sinks map[string]rotation.Sink, 
 }
 
 func buildEngine(c *unleash.Client, sinks map[string]rotation.Sink, lockDir string, logger *slog.Logger, mod func(*rotation.Config)) (*rotation.Engine, error) {
-	api, err := backend.NewAPITokens(c, backend.ListAuto)
+	api, err := backend.NewAPITokens(c, unleash.ListAuto)
 	if err != nil {
 		return nil, err
 	}

@@ -20,9 +20,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/unleash-rotator/unleash-rotator/internal/fsutil"
 	"github.com/unleash-rotator/unleash-rotator/internal/rotation"
 )
 
@@ -38,24 +38,42 @@ type File struct {
 var _ rotation.Locker = (*File)(nil)
 
 // NewFile returns a locker that keeps its lock files in dir, creating it
-// (0700) if needed. logger may be nil.
+// (0700) if needed. The directory must belong to the rotator's user and
+// not be writable by others: on a shared host, another user could have
+// created it (the default is under /tmp) to hold or redirect the lock.
+// It is checked now, and again at every Lock, since a long-running daemon
+// may see it removed and created again. logger may be nil.
 func NewFile(dir string, logger *slog.Logger) (*File, error) {
 	if dir == "" {
 		return nil, errors.New("lock: no directory for lock files")
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("lock: create %s: %w", dir, err)
-	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &File{dir: dir, logger: logger}, nil
+	f := &File{dir: dir, logger: logger}
+	d, err := f.openDir()
+	if err != nil {
+		return nil, err
+	}
+	_ = d.Close()
+	return f, nil
+}
+
+// openDir opens and checks the lock directory.
+func (f *File) openDir() (*os.File, error) {
+	d, err := fsutil.OpenPrivateDir(f.dir)
+	if err != nil {
+		return nil, fmt.Errorf("lock: lock directory: %w (set lock.dir)", err)
+	}
+	return d, nil
 }
 
 // Path returns the lock file of key.
-func (f *File) Path(key string) string {
+func (f *File) Path(key string) string { return filepath.Join(f.dir, lockName(key)) }
+
+func lockName(key string) string {
 	sum := sha256.Sum256([]byte(key))
-	return filepath.Join(f.dir, "rotator-"+hex.EncodeToString(sum[:8])+".lock")
+	return "rotator-" + hex.EncodeToString(sum[:8]) + ".lock"
 }
 
 // Lock takes the lock for key, waiting until it is free or ctx is done. The
@@ -63,31 +81,26 @@ func (f *File) Path(key string) string {
 // A file lock is held until released or the process exits, so the context
 // it returns is ctx itself.
 func (f *File) Lock(ctx context.Context, key string) (context.Context, func(), error) {
-	p := f.Path(key)
-	fd, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o600)
+	d, err := f.openDir()
 	if err != nil {
-		return nil, nil, fmt.Errorf("lock: open %s: %w", p, err)
+		return nil, nil, err
 	}
-	warned := false
-	for {
-		err := syscall.Flock(int(fd.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			break
+	fd, err := fsutil.OpenLockFile(d, lockName(key))
+	_ = d.Close()
+	if err != nil {
+		return nil, nil, fmt.Errorf("lock: %w", err)
+	}
+	p := fd.Name()
+	err = fsutil.Flock(ctx, fd, pollInterval, func() {
+		f.logger.Info("another pass holds the rotation lock; waiting for it to finish", "lock", p, "holder_pid", holder(fd))
+	})
+	if err != nil {
+		pid := holder(fd)
+		_ = fd.Close()
+		if ctx.Err() != nil {
+			return nil, nil, fmt.Errorf("lock: %s still held by pid %s: %w", p, pid, err)
 		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
-			_ = fd.Close()
-			return nil, nil, fmt.Errorf("lock: %s: %w", p, err)
-		}
-		if !warned {
-			f.logger.Info("another pass holds the rotation lock; waiting for it to finish", "lock", p, "holder_pid", holder(p))
-			warned = true
-		}
-		select {
-		case <-ctx.Done():
-			_ = fd.Close()
-			return nil, nil, fmt.Errorf("lock: %s still held by pid %s: %w", p, holder(p), ctx.Err())
-		case <-time.After(pollInterval):
-		}
+		return nil, nil, fmt.Errorf("lock: %s: %w", p, err)
 	}
 	if err := fd.Truncate(0); err == nil {
 		_, _ = fd.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
@@ -98,11 +111,13 @@ func (f *File) Lock(ctx context.Context, key string) (context.Context, func(), e
 	}, nil
 }
 
-// holder reads the pid recorded in a lock file, or "unknown".
-func holder(p string) string {
-	b, err := os.ReadFile(p)
-	if err != nil || strings.TrimSpace(string(b)) == "" {
+// holder reads the pid recorded in the open lock file fd, or "unknown".
+func holder(fd *os.File) string {
+	b := make([]byte, 32)
+	n, _ := fd.ReadAt(b, 0)
+	pid := strings.TrimSpace(string(b[:n]))
+	if _, err := strconv.Atoi(pid); err != nil {
 		return "unknown"
 	}
-	return strings.TrimSpace(string(b))
+	return pid
 }

@@ -116,5 +116,70 @@ func TestNewFileErrors(t *testing.T) {
 	file := t.TempDir() + "/file"
 	require.NoError(t, os.WriteFile(file, nil, 0o600))
 	_, err = NewFile(file+"/sub", nil)
-	require.ErrorContains(t, err, "create")
+	require.ErrorContains(t, err, "lock directory")
+}
+
+// On a shared host the lock directory may have been created by someone
+// else (the default is under /tmp): the locker refuses a directory that
+// other users can write to, and never follows a symlinked lock file, which
+// would make it truncate the link's target.
+func TestLockRefusesADirectoryOrFileOthersControl(t *testing.T) {
+	t.Parallel()
+	t.Run("world-writable directory", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir() + "/locks"
+		require.NoError(t, os.Mkdir(dir, 0o700))
+		require.NoError(t, os.Chmod(dir, 0o777))
+		_, err := NewFile(dir, nil)
+		require.ErrorContains(t, err, "is writable by other users (mode 0777)")
+		assert.Contains(t, err.Error(), "set lock.dir")
+	})
+	t.Run("group-writable directory made so after start", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir()
+		l, err := NewFile(dir, nil)
+		require.NoError(t, err)
+		require.NoError(t, os.Chmod(dir, 0o770))
+		_, _, err = l.Lock(t.Context(), "k")
+		require.ErrorContains(t, err, "is writable by other users (mode 0770)")
+	})
+	t.Run("symlinked lock file", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir()
+		l, err := NewFile(dir, nil)
+		require.NoError(t, err)
+		victim := t.TempDir() + "/victim"
+		require.NoError(t, os.WriteFile(victim, []byte("precious"), 0o600))
+		require.NoError(t, os.Symlink(victim, l.Path("k")))
+
+		_, _, err = l.Lock(t.Context(), "k")
+		require.ErrorContains(t, err, "is a symbolic link: a lock file never is; remove it")
+		b, err := os.ReadFile(victim)
+		require.NoError(t, err)
+		assert.Equal(t, "precious", string(b), "the link's target is untouched")
+	})
+	t.Run("lock file that is a directory", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir()
+		l, err := NewFile(dir, nil)
+		require.NoError(t, err)
+		require.NoError(t, os.Mkdir(l.Path("k"), 0o700))
+		_, _, err = l.Lock(t.Context(), "k")
+		require.Error(t, err)
+	})
+}
+
+// The directory may be removed while a daemon runs (a /tmp cleaner): the
+// next Lock creates it again rather than locking in a deleted directory.
+func TestLockRecreatesItsDirectory(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir() + "/locks"
+	l, err := NewFile(dir, nil)
+	require.NoError(t, err)
+	require.NoError(t, os.RemoveAll(dir))
+	_, unlock, err := l.Lock(t.Context(), "k")
+	require.NoError(t, err)
+	defer unlock()
+	_, err = os.Stat(l.Path("k"))
+	assert.NoError(t, err)
 }

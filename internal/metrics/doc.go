@@ -1,12 +1,15 @@
 // Package metrics exports what the rotator's passes did as Prometheus
 // metrics, in the style of cert-manager's certificate metrics: the expiry and
 // renewal time of every token the rotator manages, how many lineages are in
-// each state, and counters of rotations, retirements and passes.
+// each state, how full Unleash's token limits are, and counters of
+// rotations, retirements, sink errors and passes.
 //
 // [Metrics] is updated from the [rotation.Report] of each pass by
-// [Metrics.Observe]. The command serves the registry over HTTP (promhttp),
-// pushes it to a Pushgateway with [Push] after a one-shot run, or writes it
-// for node-exporter's textfile collector with [WriteTextfile]. Every metric
+// [Metrics.Observe] (token limits included: [rotation.Report.Capacity]), and
+// by the sinks it wraps ([Metrics.InstrumentSink]). The daemon serves the
+// registry over HTTP (promhttp); after a one-shot run an [Exporter] pushes
+// it to a Pushgateway and/or writes it for node-exporter's textfile
+// collector, as [Config] says. Every metric
 // name starts with unleash_rotator_; the names and labels are a public
 // interface (README, alerts), so change them only with a release note.
 //
@@ -37,18 +40,27 @@
 //
 //	increase(unleash_rotator_rotations_total{outcome="failure"}[1h]) > 0
 //
-// Lineages need attention (failed, blocked, or left half-published):
+// Lineages need attention (failed, blocked, left half-published, or due
+// and not replaced):
 //
-//	unleash_rotator_tokens{state=~"failed|blocked|pending"} > 0
+//	unleash_rotator_lineages{state=~"failed|blocked|pending|due"} > 0
 //
-// Retiring old tokens fails:
+// Retiring old tokens fails, or a sink does:
 //
 //	increase(unleash_rotator_retirement_errors_total[1h]) > 0
+//	increase(unleash_rotator_sink_errors_total[1h]) > 0
+//
+// Unleash's token limit is nearly reached (rotations need room for one new
+// token each):
+//
+//	unleash_rotator_capacity_tokens / unleash_rotator_capacity_limit > 0.9
 //
 // With a Pushgateway or the textfile collector, alert on the timestamps
 // rather than on rates: those series are only as fresh as the last push.
-// Each one-shot run exports only its own pass, and [Push] replaces the whole
-// group, so a failed run removes last_success_timestamp_seconds; there, alert
-// on the Pushgateway's own push_time_seconds{job="unleash_rotator"} for
-// staleness and on unleash_rotator_passes_total{result!="success"} > 0.
+// Each one-shot run exports only its own pass. Pushes are grouped by
+// instance, and a failed run replaces only the metrics it has, so
+// last_success_timestamp_seconds and the expiry and renewal times keep
+// their last known values through failures and outages (see [Exporter]);
+// add the Pushgateway's push_time_seconds{job="unleash_rotator"} for
+// staleness and unleash_rotator_passes_total{result!="success"} > 0.
 package metrics

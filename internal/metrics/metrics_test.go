@@ -1,24 +1,16 @@
 package metrics
 
 import (
-	"bytes"
 	"errors"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -65,7 +57,7 @@ func sampleReport() *rotation.Report {
 			{ // rotated: its new token's renewal comes from the policy
 				Lineage:  apiLineage("checkout", "backend", "svc", "production", "default"),
 				Decision: rotation.Decision{Action: rotation.ActionRotate, RenewAt: now.Add(-time.Hour)},
-				Outcome:  rotation.OutcomeOK, Created: true, Token: rotated,
+				Outcome:  rotation.OutcomeOK, Created: true, Completed: true, Token: rotated,
 				Retired: []rotation.Retired{{Retirement: rotation.Retirement{Step: rotation.StepLog}}},
 			},
 			{ // failed before creating anything
@@ -99,6 +91,11 @@ func sampleReport() *rotation.Report {
 					{Retirement: rotation.Retirement{Step: rotation.StepWait}},
 				},
 			},
+			{ // due: its renewal time passed, and the pass did not replace it
+				Lineage:  apiLineage("payments", "backend", "late", "production", "default"),
+				Decision: rotation.Decision{Action: rotation.ActionNone, RenewAt: now.Add(-time.Hour)},
+				Outcome:  rotation.OutcomeOK, Token: token(2 * day),
+			},
 			{
 				Lineage:  edge,
 				Decision: rotation.Decision{Action: rotation.ActionNone},
@@ -121,19 +118,20 @@ unleash_rotator_token_expiration_timestamp_seconds{environment="production",kind
 unleash_rotator_token_expiration_timestamp_seconds{environment="development",kind="api-token",name="jobs",owner="",project="a+b",target="checkout",type="backend"} 1800172800
 unleash_rotator_token_expiration_timestamp_seconds{environment="production",kind="api-token",name="web",owner="",project="default",target="payments",type="frontend"} 1801728000
 unleash_rotator_token_expiration_timestamp_seconds{environment="production",kind="api-token",name="worker",owner="",project="default",target="payments",type="backend"} 1800259200
+unleash_rotator_token_expiration_timestamp_seconds{environment="production",kind="api-token",name="late",owner="",project="default",target="payments",type="backend"} 1800172800
 unleash_rotator_token_expiration_timestamp_seconds{environment="",kind="pat",name="deployer",owner="service-account:7",project="",target="ci",type="pat"} 1805184000
 `), "unleash_rotator_token_expiration_timestamp_seconds")
 	require.NoError(t, err)
 
 	err = testutil.GatherAndCompare(reg, strings.NewReader(`
-# HELP unleash_rotator_tokens Number of lineages per target in each state after the last pass: ok, no_expiry (current token never expires and is left alone), due (dry run: work to do), rotated, published, adopted (done in the pass), pending (new token not yet in every sink), failed, blocked (the rotator refused to act).
-# TYPE unleash_rotator_tokens gauge
+# HELP unleash_rotator_lineages Number of lineages (a token and its successors) per target in each state after the last pass: blocked (the rotator refused to act), failed, pending (a new token is not yet in every destination, or a destination does not hold the current one), due (renewal time passed and not replaced; in a dry run: work to do), rotated, published, adopted (done in the pass), no_expiry (the current token never expires and is left alone), ok.
+# TYPE unleash_rotator_lineages gauge
 `+tokensText(map[string]map[string]int{
 		"checkout": {"rotated": 1, "failed": 1},
-		"payments": {"blocked": 1, "pending": 1, "no_expiry": 1},
+		"payments": {"blocked": 1, "pending": 1, "no_expiry": 1, "due": 1},
 		"ci":       {"failed": 1},
 		"edge":     {"ok": 1},
-	})), "unleash_rotator_tokens")
+	})), "unleash_rotator_lineages")
 	require.NoError(t, err)
 
 	err = testutil.GatherAndCompare(reg, strings.NewReader(`
@@ -183,6 +181,7 @@ unleash_rotator_last_pass_timestamp_seconds 1800000000
 		"checkout/jobs":   float64(now.Add(-10 * day).Unix()),
 		"payments/web":    float64(now.Add(5 * day).Unix()),
 		"payments/worker": float64(now.Add(-day).Unix()),
+		"payments/late":   float64(now.Add(-time.Hour).Unix()),
 		"ci/deployer":     float64(now.Add(30 * day).Unix()),
 	}, renewals, "lineages without a renewal time have no series")
 
@@ -206,7 +205,7 @@ func TestObserveReplacesLineages(t *testing.T) {
 	m.Observe(&rotation.Report{Err: errors.New("list api-token tokens: 503")}, now.Add(time.Hour))
 	n, err := testutil.GatherAndCount(reg, "unleash_rotator_token_expiration_timestamp_seconds")
 	require.NoError(t, err)
-	assert.Equal(t, 5, n)
+	assert.Equal(t, 6, n)
 	assert.InDelta(t, 1, testutil.ToFloat64(m.passes.WithLabelValues(PassError)), 0)
 
 	// A pass with one lineage left drops the others.
@@ -216,7 +215,7 @@ func TestObserveReplacesLineages(t *testing.T) {
 	got := gauges(t, reg, "unleash_rotator_token_expiration_timestamp_seconds")
 	assert.Len(t, got, 1)
 	assert.Contains(t, got, "checkout/svc")
-	n, err = testutil.GatherAndCount(reg, "unleash_rotator_tokens")
+	n, err = testutil.GatherAndCount(reg, "unleash_rotator_lineages")
 	require.NoError(t, err)
 	assert.Equal(t, 9, n, "one target, every state")
 
@@ -258,110 +257,20 @@ func TestState(t *testing.T) {
 		{"dry run: due", rotation.Result{Decision: rotation.Decision{Action: rotation.ActionRotate}, Outcome: rotation.OutcomePlanned}, StateDue},
 		{"dry run: blocked", rotation.Result{Decision: rotation.Decision{Action: rotation.ActionBlocked}, Outcome: rotation.OutcomePlanned}, StateBlocked},
 		{"dry run: up to date", rotation.Result{Decision: rotation.Decision{Action: rotation.ActionNone}, Outcome: rotation.OutcomePlanned, Token: token(day)}, StateOK},
+		{"renewal time passed, not replaced", rotation.Result{Decision: rotation.Decision{Action: rotation.ActionNone, RenewAt: now}, Outcome: rotation.OutcomeOK, Token: token(day)}, StateDue},
+		{"renewal time ahead", rotation.Result{Decision: rotation.Decision{Action: rotation.ActionNone, RenewAt: now.Add(time.Second)}, Outcome: rotation.OutcomeOK, Token: token(day)}, StateOK},
+		{"rotated: the new token is not due", rotation.Result{Lineage: apiLineage("t", "backend", "n", "e", "p"), Decision: rotation.Decision{Action: rotation.ActionRotate, RenewAt: now.Add(-day)}, Outcome: rotation.OutcomeOK, Created: true, Token: token(90 * day)}, StateRotated},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			assert.Equal(t, tt.want, State(tt.res))
+			assert.Equal(t, tt.want, State(tt.res, now))
 			failing := tt.want == StateFailed || tt.want == StateBlocked || tt.want == StatePending
 			if tt.res.Outcome != rotation.OutcomePlanned {
 				assert.Equal(t, tt.res.Failed(), failing, "failed, blocked and pending are the lineages that need attention")
 			}
 		})
 	}
-}
-
-func TestPush(t *testing.T) {
-	t.Parallel()
-	var (
-		mu     sync.Mutex
-		method string
-		path   string
-		fams   []*dto.MetricFamily
-	)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		mu.Lock()
-		defer mu.Unlock()
-		method, path = r.Method, r.URL.Path
-		dec := expfmt.NewDecoder(bytes.NewReader(body), expfmt.ResponseFormat(r.Header))
-		for {
-			var mf dto.MetricFamily
-			if err := dec.Decode(&mf); err != nil {
-				assert.ErrorIs(t, err, io.EOF)
-				break
-			}
-			fams = append(fams, &mf)
-		}
-		w.WriteHeader(http.StatusOK)
-	}))
-	t.Cleanup(srv.Close)
-
-	reg := prometheus.NewRegistry()
-	New(reg, "v1").Observe(sampleReport(), now)
-	require.NoError(t, Push(t.Context(), srv.URL, "", reg))
-
-	mu.Lock()
-	defer mu.Unlock()
-	assert.Equal(t, http.MethodPut, method, "PUT replaces the group")
-	assert.Equal(t, "/metrics/job/unleash_rotator", path)
-	var names []string
-	for _, mf := range fams {
-		names = append(names, mf.GetName())
-	}
-	assert.Contains(t, names, "unleash_rotator_build_info")
-	assert.Contains(t, names, "unleash_rotator_token_expiration_timestamp_seconds")
-}
-
-func TestPushErrorHidesPassword(t *testing.T) {
-	t.Parallel()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		http.Error(w, "no", http.StatusInternalServerError)
-	}))
-	t.Cleanup(srv.Close)
-	u := strings.Replace(srv.URL, "http://", "http://rotator:hunter2secret@", 1)
-
-	reg := prometheus.NewRegistry()
-	New(reg, "v1")
-	err := Push(t.Context(), u, Job, reg)
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), "500")
-	assert.NotContains(t, err.Error(), "hunter2secret")
-}
-
-func TestWriteTextfile(t *testing.T) {
-	t.Parallel()
-	dir := t.TempDir()
-	path := filepath.Join(dir, "unleash_rotator.prom")
-	require.NoError(t, os.WriteFile(path, []byte("# old\n"), 0o600))
-
-	reg := prometheus.NewRegistry()
-	New(reg, "v1").Observe(sampleReport(), now)
-	require.NoError(t, WriteTextfile(path, reg))
-
-	fi, err := os.Stat(path)
-	require.NoError(t, err)
-	assert.Equal(t, os.FileMode(0o644), fi.Mode().Perm())
-	f, err := os.Open(path)
-	require.NoError(t, err)
-	defer func() { _ = f.Close() }()
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := parser.TextToMetricFamilies(f)
-	require.NoError(t, err)
-	assert.Contains(t, fams, "unleash_rotator_tokens")
-	assert.Len(t, fams["unleash_rotator_token_expiration_timestamp_seconds"].GetMetric(), 5)
-	assertOnlyFile(t, dir, "unleash_rotator.prom")
-
-	// A failed gather leaves the previous file alone, and no temporary file.
-	broken := prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) { return nil, errors.New("collector failed") })
-	require.Error(t, WriteTextfile(path, broken))
-	fi2, err := os.Stat(path)
-	require.NoError(t, err)
-	assert.Equal(t, fi.Size(), fi2.Size())
-	assertOnlyFile(t, dir, "unleash_rotator.prom")
-
-	// A directory that does not exist is an error, not a panic.
-	require.Error(t, WriteTextfile(filepath.Join(dir, "missing", "x.prom"), reg))
 }
 
 func TestNewPanicsOnDoubleRegistration(t *testing.T) {
@@ -382,13 +291,13 @@ func assertOnlyFile(t *testing.T, dir, name string) {
 	assert.Equal(t, []string{name}, names, "temporary files are renamed or removed")
 }
 
-// tokensText renders the expected unleash_rotator_tokens samples: every
+// tokensText renders the expected unleash_rotator_lineages samples: every
 // state of every target, zero unless given.
 func tokensText(counts map[string]map[string]int) string {
 	var b strings.Builder
 	for target, byState := range counts {
 		for _, s := range states {
-			b.WriteString(`unleash_rotator_tokens{state="` + s + `",target="` + target + `"} `)
+			b.WriteString(`unleash_rotator_lineages{state="` + s + `",target="` + target + `"} `)
 			b.WriteString(strconv.Itoa(byState[s]) + "\n")
 		}
 	}

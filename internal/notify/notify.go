@@ -1,9 +1,15 @@
-// Package notify tells people when a rotation pass needs attention, through
-// a generic JSON webhook that Slack's incoming webhooks also accept.
+// Package notify tells people when rotation passes need attention, and
+// when they no longer do, through a generic JSON webhook that Slack's
+// incoming webhooks also accept.
 //
-// A [Webhook] posts only when a pass has something to say: it could not run,
-// a lineage failed (see [rotation.Result.Failed]), or a token's renewal time
-// passed without the pass replacing it. The body is
+// A [Webhook] posts when the problems of a pass differ from those it last
+// reported: a pass could not run, a lineage failed (see
+// [rotation.Result.Failed]), or a token's renewal time passed without the
+// pass replacing it. The same problems pass after pass make no new message
+// until [Config.RepeatInterval] has passed; when they are all gone, one
+// "resolved" message says so. What was last reported is kept in a [Store]:
+// in memory for the daemon, in a file (or elsewhere) for one-shot runs.
+// The body is
 //
 //	{"text": "<Slack mrkdwn summary>", "unleash_rotator": {<structured problems>}}
 //
@@ -17,7 +23,6 @@ package notify
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -26,16 +31,11 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/unleash-rotator/unleash-rotator/internal/rotation"
 	"github.com/unleash-rotator/unleash-rotator/internal/secret"
 )
-
-// DefaultTimeout bounds one delivery attempt when [New] is given none.
-const DefaultTimeout = 10 * time.Second
 
 const (
 	userAgent = "unleash-rotator"
@@ -48,111 +48,129 @@ const (
 	maxExcerpt = 200
 )
 
-// Webhook posts pass summaries to a URL. Create it with [New].
+// Webhook posts pass summaries to a URL. Create it with [New]. Its methods
+// are not meant to be called concurrently: passes never overlap.
 type Webhook struct {
 	url     secret.Secret
-	where   string // scheme://host: how errors name the receiver
-	redact  []string
+	where   string          // scheme://host: how errors name the receiver
+	redact  []secret.Secret // parts of the URL that errors must not show
 	timeout time.Duration
+	repeat  time.Duration
 	client  *http.Client
+	store   Store
 	// retryDelay is the pause before the single retry.
 	retryDelay time.Duration
 }
 
-// New returns a Webhook that posts to rawURL, an http or https URL. Each
-// attempt is bounded by timeout (<= 0: [DefaultTimeout]); client nil means a
-// default client with that timeout. Errors describe the URL without
-// revealing it.
-func New(rawURL secret.Secret, timeout time.Duration, client *http.Client) (*Webhook, error) {
-	if rawURL.IsZero() {
-		return nil, errors.New("the webhook URL is empty")
-	}
-	u, err := url.Parse(rawURL.Reveal())
-	if err != nil {
-		return nil, errors.New("the webhook URL is not a valid URL") // url's error would quote it
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, errors.New("the webhook URL must be an http or https URL")
-	}
-	if u.Host == "" {
-		return nil, errors.New("the webhook URL has no host")
-	}
-	if timeout <= 0 {
-		timeout = DefaultTimeout
-	}
-	if client == nil {
-		client = &http.Client{Timeout: timeout}
-	}
-	return &Webhook{
-		url:        rawURL,
-		where:      u.Scheme + "://" + u.Host,
-		redact:     secretParts(u),
-		timeout:    timeout,
-		client:     client,
-		retryDelay: time.Second,
-	}, nil
-}
+// Option configures a [Webhook].
+type Option func(*Webhook)
 
-// secretParts are the parts of u that may be secret, longest first: the URL
-// itself, its path and query, and each path segment, query value and the
-// user info. Errors have every occurrence replaced.
-func secretParts(u *url.URL) []string {
-	parts := []string{u.String(), u.RequestURI(), u.EscapedPath(), u.Path, u.RawQuery}
-	parts = append(parts, strings.Split(u.Path, "/")...)
-	for _, vs := range u.Query() {
-		parts = append(parts, vs...)
+// WithHTTPClient makes the webhook post through c instead of a client with
+// the configured timeout.
+func WithHTTPClient(c *http.Client) Option { return func(w *Webhook) { w.client = c } }
+
+// WithStore keeps the state in s, whatever cfg.StateFile says.
+func WithStore(s Store) Option { return func(w *Webhook) { w.store = s } }
+
+// New returns the Webhook cfg describes: it applies the defaults, checks
+// cfg, and reads the URL from cfg.WebhookURLFile if cfg.WebhookURL is not
+// set. Errors describe the URL without revealing it.
+func New(cfg Config, opts ...Option) (*Webhook, error) {
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
-	if u.User != nil {
-		pw, _ := u.User.Password()
-		parts = append(parts, u.User.String(), u.User.Username(), pw)
-	}
-	var out []string
-	for _, p := range parts {
-		// Short segments ("/", "api") are not secret and would mangle the
-		// message; a token never is that short.
-		if len(p) >= 4 && p != "/" {
-			out = append(out, p)
+	raw := cfg.WebhookURL
+	if raw.IsZero() && cfg.WebhookURLFile != "" {
+		var err error
+		if raw, err = secret.ReadFile(cfg.WebhookURLFile); err != nil {
+			return nil, fmt.Errorf("notify.webhook_url_file: %w", err)
 		}
 	}
-	// Longest first, so a part is not broken up by a shorter one inside it.
-	slices.SortFunc(out, func(a, b string) int { return cmp.Compare(len(b), len(a)) })
-	return out
-}
-
-// scrub replaces every secret part of the URL in s.
-func (w *Webhook) scrub(s string) string {
-	for _, p := range w.redact {
-		s = strings.ReplaceAll(s, p, secret.Redacted)
+	u, err := parseURL(raw)
+	if err != nil {
+		return nil, err
 	}
-	return s
+	w := &Webhook{
+		url:        raw,
+		where:      u.Scheme + "://" + u.Host,
+		redact:     secret.URLParts(u),
+		timeout:    time.Duration(cfg.Timeout),
+		repeat:     time.Duration(cfg.RepeatInterval),
+		retryDelay: time.Second,
+	}
+	for _, o := range opts {
+		o(w)
+	}
+	if w.client == nil {
+		w.client = &http.Client{Timeout: time.Duration(cfg.Timeout)}
+	}
+	if w.store == nil {
+		w.store = &MemoryStore{}
+		if cfg.StateFile != "" {
+			w.store = NewFileStore(cfg.StateFile)
+		}
+	}
+	return w, nil
 }
 
-// Notify posts a summary of rep if the pass needs attention at now. It
-// reports whether it sent one; it sends nothing, and returns false and nil,
-// for a pass with nothing to say. A failed delivery is retried once, after
-// a connection error or a 5xx response.
+// Notify posts about the pass of rep, which ended at now, if what needs
+// attention changed since the last message, if it has not changed for
+// the repeat interval, or, once, when nothing needs attention any more. It
+// reports whether it sent a message. A failed delivery is retried once,
+// after a connection error or a 5xx response; the message is then due
+// again at the next pass. A state that cannot be loaded or saved is an
+// error, but never stops a message: a repeated one is better than none.
+//
+// rep must describe a whole pass: a pass limited to some lineages would
+// declare the others' problems resolved.
 func (w *Webhook) Notify(ctx context.Context, rep *rotation.Report, now time.Time) (sent bool, err error) {
-	p, ok := Summarize(rep, now)
-	if !ok {
+	if rep == nil {
 		return false, nil
 	}
+	sum := summarize(rep, now)
+	keys := sum.keys
+	last, loadErr := w.store.Load(ctx)
+	if loadErr != nil {
+		last = State{}
+	}
+	resolved := slices.DeleteFunc(slices.Clone(last.Problems), func(k string) bool { return slices.Contains(keys, k) })
+	switch {
+	case len(keys) == 0 && len(last.Problems) == 0:
+		return false, loadErr
+	case slices.Equal(keys, last.Problems) && now.Sub(last.Sent) < w.repeat:
+		return false, loadErr // said already
+	}
+	p := sum.payload(resolved)
+	if err := w.send(ctx, p); err != nil {
+		return false, errors.Join(err, loadErr)
+	}
+	next := State{Problems: keys, Sent: now.UTC()}
+	if len(keys) == 0 {
+		next = State{}
+	}
+	if err := w.store.Save(ctx, next); err != nil {
+		return true, errors.Join(loadErr, err)
+	}
+	return true, loadErr
+}
+
+// send posts p, retrying once.
+func (w *Webhook) send(ctx context.Context, p Payload) error {
 	body, err := json.Marshal(p)
 	if err != nil {
-		return false, fmt.Errorf("encode notification: %w", err)
+		return fmt.Errorf("encode notification: %w", err)
 	}
 	retry, err := w.post(ctx, body)
 	if retry {
 		select {
 		case <-ctx.Done():
-			return false, fmt.Errorf("notify %s: %w", w.where, ctx.Err())
+			return fmt.Errorf("notify %s: %w", w.where, ctx.Err())
 		case <-time.After(w.retryDelay):
 		}
 		_, err = w.post(ctx, body)
 	}
-	if err != nil {
-		return false, err
-	}
-	return true, nil
+	return err
 }
 
 // post makes one delivery attempt. retry says whether the error is worth
@@ -180,7 +198,8 @@ func (w *Webhook) post(ctx context.Context, body []byte) (retry bool, err error)
 	}
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
 	msg := fmt.Sprintf("notify %s: %s", w.where, resp.Status)
-	if ex := w.excerpt(raw); ex != "" {
+	// Some receivers echo the request: the excerpt is scrubbed of the URL.
+	if ex := secret.Excerpt(string(raw), maxExcerpt, w.redact...); ex != "" {
 		msg += ": " + ex
 	}
 	return resp.StatusCode >= 500, errors.New(msg)
@@ -193,28 +212,5 @@ func (w *Webhook) transportError(err error) error {
 	if errors.As(err, &uerr) {
 		err = uerr.Err
 	}
-	if s := w.scrub(err.Error()); s != err.Error() {
-		return fmt.Errorf("notify %s: %s", w.where, s)
-	}
-	return fmt.Errorf("notify %s: %w", w.where, err)
-}
-
-// excerpt returns the start of a receiver's error response, on one line and
-// without any part of the URL (some receivers echo the request).
-func (w *Webhook) excerpt(raw []byte) string {
-	s := strings.Join(strings.Fields(strings.ToValidUTF8(string(raw), "?")), " ")
-	return truncate(w.scrub(s), maxExcerpt)
-}
-
-// truncate cuts s to at most n bytes, on a rune boundary, marking the cut.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	const mark = "…"
-	cut := n - len(mark)
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + mark
+	return fmt.Errorf("notify %s: %w", w.where, secret.ScrubError(err, w.redact...))
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/unleash-rotator/unleash-rotator/internal/field"
 	"github.com/unleash-rotator/unleash-rotator/internal/rotation"
 	"github.com/unleash-rotator/unleash-rotator/internal/secret"
 )
@@ -84,7 +85,7 @@ func setup(t *testing.T, statuses ...int) (*Webhook, *receiver) {
 	rc := &receiver{statuses: statuses}
 	srv := httptest.NewServer(rc)
 	t.Cleanup(srv.Close)
-	w, err := New(secret.New(srv.URL+hookPath), time.Second, nil)
+	w, err := New(Config{WebhookURL: secret.New(srv.URL + hookPath), Timeout: field.Duration(time.Second)})
 	require.NoError(t, err)
 	w.retryDelay = 0
 	return w, rc
@@ -310,7 +311,7 @@ func TestNotifyConnectionError(t *testing.T) {
 		}
 	}))
 	t.Cleanup(srv.Close)
-	w, err := New(secret.New(srv.URL+hookPath), time.Second, nil)
+	w, err := New(Config{WebhookURL: secret.New(srv.URL + hookPath), Timeout: field.Duration(time.Second)})
 	require.NoError(t, err)
 	w.retryDelay = 0
 
@@ -337,7 +338,7 @@ func TestNotifyTimeout(t *testing.T) {
 			<-r.Context().Done()
 			return nil, r.Context().Err()
 		})
-		w, err := New(secret.New("https://hooks.example"+hookPath), 5*time.Second, &http.Client{Transport: hang})
+		w, err := New(Config{WebhookURL: secret.New("https://hooks.example" + hookPath), Timeout: field.Duration(5 * time.Second)}, WithHTTPClient(&http.Client{Transport: hang}))
 		require.NoError(t, err)
 
 		start := time.Now()
@@ -362,7 +363,7 @@ func TestNotifyCanceled(t *testing.T) {
 			<-r.Context().Done()
 			return nil, r.Context().Err()
 		})
-		w, err := New(secret.New("https://hooks.example"+hookPath), 0, &http.Client{Transport: hang})
+		w, err := New(Config{WebhookURL: secret.New("https://hooks.example" + hookPath)}, WithHTTPClient(&http.Client{Transport: hang}))
 		require.NoError(t, err)
 		_, err = w.Notify(ctx, &rotation.Report{Err: errors.New("x")}, now)
 		require.ErrorIs(t, err, context.Canceled)
@@ -381,12 +382,12 @@ func TestNewRejectsBadURLsWithoutShowingThem(t *testing.T) {
 		"https:///services/T000/B000/SECRETPART",
 		"http://[::1" + hookPath,
 	} {
-		_, err := New(secret.New(raw), 0, nil)
+		_, err := New(Config{WebhookURL: secret.New(raw)})
 		require.Error(t, err, raw)
 		assert.Contains(t, err.Error(), "the webhook URL")
 		assertNoURL(t, err)
 	}
-	w, err := New(secret.New("http://localhost:8080/hook"), 0, nil)
+	w, err := New(Config{WebhookURL: secret.New("http://localhost:8080/hook")})
 	require.NoError(t, err)
 	assert.Equal(t, DefaultTimeout, w.timeout)
 }

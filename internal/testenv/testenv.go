@@ -3,7 +3,9 @@
 // what a test does when a server cannot be started.
 //
 // The rule (DEVELOPERS.md): in CI a missing server is a failure, never a skip.
-// Outside CI a test may skip, and must say why and how to fix it.
+// Outside CI a test may skip, and must say why and how to fix it. Under
+// go test -short (the fast loop) no server is started and the tests that
+// need one skip, in CI too: -short is asked for, never implied.
 package testenv
 
 import (
@@ -20,6 +22,17 @@ import (
 func InCI() bool {
 	v, err := strconv.ParseBool(os.Getenv("CI"))
 	return err == nil && v
+}
+
+// RequireServers skips the test under go test -short, the fast loop that
+// starts no server (make test-unit), saying which server it needs. Without
+// -short it does nothing: in CI a test that needs a server it cannot start
+// still fails ([Unavailable]).
+func RequireServers(tb testing.TB, what string) {
+	tb.Helper()
+	if testing.Short() {
+		tb.Skipf("skipping under -short: needs %s (run without -short, as make test does)", what)
+	}
 }
 
 // Unavailable stops the test because a real server it needs cannot be

@@ -383,7 +383,7 @@ func (c *Client) send(ctx context.Context, r *request, body []byte) (*response, 
 	}
 	req, err := http.NewRequestWithContext(ctx, r.method, c.base.String()+r.path, rdr)
 	if err != nil {
-		return nil, fmt.Errorf("unleash: %s %s: build request: %w", r.method, r.displayPath(), c.scrubErr(r, err))
+		return nil, fmt.Errorf("unleash: %s %s: build request: %w", r.method, r.displayPath(), secret.ScrubError(err, r.allSecrets(c)...))
 	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", c.userAgent)
@@ -461,8 +461,11 @@ func (c *Client) decode(r *request, resp *response, out any) error {
 		return fmt.Errorf("unleash: %s %s: %d response has an empty body, expected JSON", r.method, r.displayPath(), resp.status)
 	}
 	if !looksLikeJSON(resp) {
-		return fmt.Errorf("unleash: %s %s: expected a JSON response, got %s (is the base URL the Unleash server's address?): %s",
-			r.method, r.displayPath(), contentType(resp), c.excerpt(r, resp.body))
+		// Never quoted: a successful answer may be a listing of other
+		// tokens' secrets in a form (or an init token's shape) that no
+		// scrubbing recognises.
+		return fmt.Errorf("unleash: %s %s: expected a JSON response, got %s (is the base URL the Unleash server's address?); "+
+			"its %d bytes are not shown, as they may hold secrets", r.method, r.displayPath(), contentType(resp), len(resp.body))
 	}
 	if err := json.Unmarshal(resp.body, out); err != nil {
 		return fmt.Errorf("unleash: %s %s: malformed JSON response: %s", r.method, r.displayPath(), describeJSONError(err))
@@ -582,42 +585,14 @@ func describeJSONError(err error) string {
 	}
 }
 
-// scrub removes the request's credentials and secrets from s.
-func (c *Client) scrub(r *request, s string) string {
-	for _, sec := range r.allSecrets(c) {
-		v := sec.Reveal()
-		if v == "" {
-			continue
-		}
-		s = strings.ReplaceAll(s, v, secret.Redacted)
-		if esc := escapeSegment(v); esc != v {
-			s = strings.ReplaceAll(s, esc, secret.Redacted)
-		}
-		if esc := url.PathEscape(v); esc != v {
-			s = strings.ReplaceAll(s, esc, secret.Redacted)
-		}
-	}
-	return s
-}
-
-func (c *Client) scrubErr(r *request, err error) error {
-	return errors.New(c.scrub(r, err.Error()))
-}
+// scrub removes from s the request's credentials and secrets, and anything
+// shaped like a secret (see [secret.Scrub]).
+func (c *Client) scrub(r *request, s string) string { return secret.Scrub(s, r.allSecrets(c)...) }
 
 func (r *request) allSecrets(c *Client) []secret.Secret {
 	all := make([]secret.Secret, 0, len(r.secrets)+2)
 	all = append(all, c.token, r.other)
 	return append(all, r.secrets...)
-}
-
-// excerpt is a short, single-line, scrubbed quote of a response body.
-func (c *Client) excerpt(r *request, body []byte) string {
-	s := strings.Join(strings.Fields(string(body)), " ")
-	const maxLen = 200
-	if len(s) > maxLen {
-		s = s[:maxLen] + "…"
-	}
-	return fmt.Sprintf("%q", c.scrub(r, s))
 }
 
 // escapeSegment percent-encodes everything but RFC 3986 unreserved

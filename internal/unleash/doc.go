@@ -39,8 +39,10 @@
 //
 // Secrets are [secret.Secret] values and never appear in errors: the update
 // and delete routes carry a token in their path, so errors show the path with
-// "{token}" in its place, and response bodies quoted in errors are scrubbed
-// of every secret the request carried.
+// "{token}" in its place. A successful response that is not JSON is never
+// quoted (a listing may hold other tokens' secrets); an error body is
+// quoted only after [secret.Scrub] removed every secret the request
+// carried and anything shaped like an Unleash secret.
 //
 // # Retries
 //

@@ -13,7 +13,12 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/unleash-rotator/unleash-rotator/internal/secret"
 )
+
+// maxExcerpt caps the quote of a non-JSON error body in an [APIError].
+const maxExcerpt = 200
 
 // Sentinels for classes of failure. Match them with [errors.Is]; an
 // [*APIError] matches every class its status (and Unleash error name) falls in.
@@ -45,8 +50,9 @@ type APIError struct {
 	Details     []ErrorDetail
 	Permissions []string // for PermissionError: what the credential lacks
 
-	// Body is a short, scrubbed quote of a body that was not an Unleash
-	// JSON error, or "" if there was none.
+	// Body is a short quote of a body that was not an Unleash JSON error,
+	// scrubbed of the request's secrets and of anything shaped like one,
+	// or "" if there was none.
 	Body string
 
 	// RetryAfter is the server's Retry-After (429, 503), or 0.
@@ -191,7 +197,7 @@ func (c *Client) transportError(r *request, err error) error {
 	te := &TransportError{Method: r.method, Path: r.displayPath(), Sent: !notSent(inner)}
 	var ne net.Error
 	te.Timeout = errors.As(inner, &ne) && ne.Timeout() || errors.Is(inner, context.DeadlineExceeded)
-	te.err = c.scrubErr(r, inner)
+	te.err = secret.ScrubError(inner, r.allSecrets(c)...)
 	return te
 }
 
@@ -242,7 +248,9 @@ func (c *Client) apiError(r *request, resp *response) error {
 		}
 		return e
 	}
-	e.Body = c.excerpt(r, resp.body)
+	// An error page (a proxy's, say) helps, so its start is quoted, but
+	// only scrubbed: some receivers echo the request, or its path.
+	e.Body = strconv.Quote(secret.Excerpt(string(resp.body), maxExcerpt, r.allSecrets(c)...))
 	return e
 }
 

@@ -3,6 +3,7 @@ package unleashtest
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"testing"
@@ -22,8 +23,11 @@ var (
 //
 //	func TestMain(m *testing.M) { os.Exit(unleashtest.Main(m, opts, nil)) }
 //
-// When the test binary fuzzes (go test -fuzz), Main starts no server: fuzz
-// targets use none. When the server cannot start, Main follows the testenv rule: in CI it prints
+// Under go test -short it starts no server and runs the tests, and
+// [Require] skips those that need one. Nor does it when the test binary
+// fuzzes (go test -fuzz): fuzz targets use none.
+//
+// When the server cannot start, Main follows the testenv rule: in CI it prints
 // the reason and returns 1 without running any test; elsewhere it prints the
 // reason and runs the tests anyway, so that unit tests still run and the tests
 // that call [Require] skip with that reason.
@@ -32,10 +36,19 @@ var (
 // tests run; most packages call [Require] in each test instead.
 func Main(m *testing.M, opts Options, use func(*Server)) int {
 	mainCalled = true
-	if testenv.Fuzzing() {
-		// Fuzz targets use no server, and every fuzz worker runs TestMain:
-		// a server each would cost minutes before the first input.
-		mainErr = errors.New("no Unleash server while fuzzing (go test -fuzz)")
+	if !flag.Parsed() {
+		flag.Parse() // for testing.Short
+	}
+	if testing.Short() || testenv.Fuzzing() {
+		// The fast loop: no server; Require skips the tests that need one.
+		// Fuzzing: every fuzz worker runs TestMain, and a server each would
+		// cost minutes before the first input, for targets that use none.
+		if testenv.Fuzzing() {
+			mainErr = errors.New("no Unleash server while fuzzing (go test -fuzz)")
+		}
+		if use != nil {
+			use(nil)
+		}
 		return m.Run()
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
@@ -71,6 +84,7 @@ func Require(tb testing.TB) *Server {
 	if !mainCalled {
 		tb.Fatal("unleashtest.Require: the package's TestMain must call unleashtest.Main")
 	}
+	testenv.RequireServers(tb, "a real Unleash server")
 	if mainServer == nil {
 		testenv.Unavailable(tb, mainErr.Error())
 	}
@@ -79,9 +93,10 @@ func Require(tb testing.TB) *Server {
 
 // New starts a server of the test's own, for tests that need other [Options]
 // than the shared one, and stops it when the test ends. Without a server it
-// calls [testenv.Unavailable].
+// calls [testenv.Unavailable]; under -short it skips the test.
 func New(tb testing.TB, opts Options) *Server {
 	tb.Helper()
+	testenv.RequireServers(tb, "a real Unleash server")
 	ctx, cancel := context.WithTimeout(tb.Context(), startTimeout)
 	defer cancel()
 	s, err := Start(ctx, opts)

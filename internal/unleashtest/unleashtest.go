@@ -155,8 +155,8 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 30 * time.Second
 	runErr := cmd.Run()
-	// Should the server log echo the token, it still does not reach test output.
-	log := strings.ReplaceAll(stderr.String(), token.Reveal(), secret.Redacted)
+	// Should the server log echo a token, it still does not reach test output.
+	log := secret.Scrub(stderr.String(), token)
 	if runErr != nil {
 		var exit *exec.ExitError
 		if errors.As(runErr, &exit) && exit.ExitCode() == exitNotInstalled {

@@ -144,6 +144,7 @@ func TestClientIgnoresEnvironment(t *testing.T) {
 
 func TestStoppedServerRefusesConnections(t *testing.T) {
 	t.Parallel()
+	testenv.RequireServers(t, "the Vault dev server")
 	srv, err := vaulttest.Start(t.Context())
 	if err != nil {
 		testenv.Unavailable(t, err.Error())

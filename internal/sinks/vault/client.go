@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -18,6 +17,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/api"
+
+	"github.com/unleash-rotator/unleash-rotator/internal/secret"
 )
 
 // client is the sink's access to Vault: two vault/api clients sharing one
@@ -43,7 +44,9 @@ func newClient(cfg Config) (*client, error) {
 	}
 	// An explicit Config makes vault/api use this address, HTTP client
 	// (and so TLS settings) and retry count, not those of the environment.
-	ac := &api.Config{Address: cfg.Address, HttpClient: hc, Timeout: time.Duration(cfg.Timeout), MaxRetries: 0}
+	// DisableRedirects: vault/api would otherwise follow a redirect itself,
+	// to any host, with the token and the body (see newHTTPClient).
+	ac := &api.Config{Address: cfg.Address, HttpClient: hc, Timeout: time.Duration(cfg.Timeout), MaxRetries: 0, DisableRedirects: true}
 	c := &client{addr: cfg.Address, timeout: time.Duration(cfg.Timeout)}
 	if c.api, err = newAPIClient(ac, cfg.Namespace); err != nil {
 		return nil, err
@@ -79,21 +82,33 @@ func newHTTPClient(cfg Config) (*http.Client, error) {
 		ExpectContinueTimeout: time.Second,
 	}
 	return &http.Client{
-		Transport: transport,
-		Timeout:   time.Duration(cfg.Timeout),
-		// A standby without request forwarding redirects to the active
-		// node; follow it, but never from https to http, which would send
-		// the token in clear.
-		CheckRedirect: func(req *http.Request, via []*http.Request) error {
-			if len(via) >= 5 {
-				return errors.New("more than 5 redirects")
-			}
-			if req.URL.Scheme != via[0].URL.Scheme {
-				return fmt.Errorf("refusing redirect from %s to %s", via[0].URL.Scheme, req.URL.Scheme)
-			}
-			return nil
-		},
+		Transport:     transport,
+		Timeout:       time.Duration(cfg.Timeout),
+		CheckRedirect: checkRedirect,
 	}, nil
+}
+
+// checkRedirect follows a redirect only on the same scheme and host. Go
+// sends X-Vault-Token on to any host (it drops only Authorization and
+// cookies), and a 307 sends the body again, which holds the secret being
+// written: a redirect elsewhere, by a compromised or misconfigured proxy
+// or a standby that redirects to an active node, would hand both over.
+func checkRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) >= 5 {
+		return errors.New("more than 5 redirects")
+	}
+	if from := via[0].URL; req.URL.Scheme != from.Scheme || req.URL.Host != from.Host {
+		return &redirectError{to: req.URL.Scheme + "://" + req.URL.Host}
+	}
+	return nil
+}
+
+// redirectError is a redirect that [checkRedirect] refused.
+type redirectError struct{ to string }
+
+func (e *redirectError) Error() string {
+	return "it redirects to " + e.to + ", which the sink does not follow so that its token and the secrets it writes go to no other host: " +
+		"set sinks[].address to the address that answers (the active node, or a load balancer that forwards to it)"
 }
 
 // newAPIClient creates a vault/api client on ac and undoes what
@@ -117,30 +132,25 @@ func newAPIClient(ac *api.Config, namespace string) (*api.Client, error) {
 // envError explains a failure of api.NewClient. With an explicit Config
 // and a valid address, its only cause is a VAULT_* variable that does not
 // parse: api.NewClient always reads and checks them, though the sink uses
-// none. Quoted values of VAULT_* variables are replaced by the variable's
-// name (or "<redacted>" when several share the value): one may hold a
-// credential, such as a proxy URL with a password.
+// none. A value it quotes is replaced by the variable's name, which says
+// which one to fix; then the message is scrubbed of every value (one may
+// hold a credential, such as a proxy URL with a password) and of anything
+// shaped like a secret.
 func envError(err error) error {
 	var names []string
-	byValue := map[string][]string{}
+	var values []secret.Secret
+	var byName []string // quoted value, name: for strings.NewReplacer
 	for _, kv := range os.Environ() {
 		if k, v, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "VAULT_") && v != "" {
 			names = append(names, k)
-			byValue[strconv.Quote(v)] = append(byValue[strconv.Quote(v)], k)
+			values = append(values, secret.New(strconv.Quote(v)))
+			byName = append(byName, strconv.Quote(v), k)
 		}
 	}
 	if len(names) == 0 {
 		return fmt.Errorf("create the vault client: %w", err)
 	}
-	msg := err.Error()
-	// Longest first: a quoted value can end with another.
-	for _, quoted := range slices.SortedFunc(maps.Keys(byValue), func(a, b string) int { return len(b) - len(a) }) {
-		name := "<redacted>"
-		if len(byValue[quoted]) == 1 {
-			name = byValue[quoted][0]
-		}
-		msg = strings.ReplaceAll(msg, quoted, name)
-	}
+	msg := secret.Scrub(strings.NewReplacer(byName...).Replace(err.Error()), values...)
 	slices.Sort(names)
 	return fmt.Errorf("the vault client library (github.com/hashicorp/vault/api) rejects the environment: %s. "+
 		"The sink uses no VAULT_* variable, but the library checks them when it creates a client: "+
@@ -217,7 +227,10 @@ func (c *client) wrap(ctx context.Context, path string, err error) error {
 		ue *url.Error
 		se *json.SyntaxError
 	)
+	var redirect *redirectError
 	switch {
+	case errors.As(err, &redirect):
+		return fmt.Errorf("vault at %s: %w", c.addr, redirect)
 	case errors.As(err, &re):
 		ae := &apiError{addr: c.addr, Method: re.HTTPMethod, Path: path, Status: re.StatusCode, Errors: re.Errors, err: re}
 		if re.RawError && len(re.Errors) == 1 {
@@ -235,10 +248,9 @@ func (c *client) wrap(ctx context.Context, path string, err error) error {
 	return err
 }
 
-// snippet returns the start of a non-JSON error body, on one line.
-func snippet(raw string) string {
-	return truncate(strings.Join(strings.Fields(raw), " "), 200)
-}
+// snippet returns the start of a non-JSON error body, on one line and
+// scrubbed: a proxy may echo the request, and so the secret written.
+func snippet(raw string) string { return secret.Excerpt(raw, 200) }
 
 // unreachable explains a request that got no answer.
 func (c *client) unreachable(err error) error {

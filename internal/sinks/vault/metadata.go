@@ -8,9 +8,9 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/unleash-rotator/unleash-rotator/internal/rotation"
+	"github.com/unleash-rotator/unleash-rotator/internal/secret"
 	"github.com/unleash-rotator/unleash-rotator/internal/sinks"
 )
 
@@ -56,7 +56,7 @@ func encodeSlot(prefix string, m rotation.Metadata) (map[string]string, error) {
 			errs = append(errs, fmt.Errorf("metadata %s is %d bytes long; vault's custom metadata allows %d", key, len(v), maxMetaValue))
 			return
 		case len(v) > maxMetaValue:
-			v = truncate(v, maxMetaValue)
+			v = secret.Truncate(v, maxMetaValue)
 		}
 		out[prefix+key] = v
 	}
@@ -169,18 +169,4 @@ func parseTime(s string) time.Time {
 		return time.Time{}
 	}
 	return t
-}
-
-// truncate shortens s to at most n bytes, cut at a character boundary and
-// marked with an ellipsis.
-func truncate(s string, n int) string {
-	const mark = "…"
-	if len(s) <= n {
-		return s
-	}
-	cut := n - len(mark)
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + mark
 }

@@ -145,20 +145,3 @@ func TestMatchSlot(t *testing.T) {
 	assert.Equal(t, rotation.Metadata{Fingerprint: "c"}, matchSlot(nil, "c"))
 	assert.Equal(t, rotation.Metadata{}, matchSlot(map[string]string{"token-id": "no fingerprint"}, ""))
 }
-
-func TestTruncate(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		in   string
-		n    int
-		want string
-	}{
-		{"short", 10, "short"},
-		{"exactly10!", 10, "exactly10!"},
-		{"0123456789abc", 10, "0123456…"},
-		{"ééééé", 8, "éé…"}, // 10 bytes; "é" is 2, "…" is 3
-	}
-	for _, tt := range tests {
-		assert.Equal(t, tt.want, truncate(tt.in, tt.n), tt.in)
-	}
-}

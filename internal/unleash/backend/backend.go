@@ -19,21 +19,6 @@ import (
 	"github.com/unleash-rotator/unleash-rotator/internal/unleash"
 )
 
-// Listing says how API tokens are listed.
-type Listing string
-
-// Listing modes.
-const (
-	// ListAuto lists every token with one request when the credential may
-	// (an admin token), and falls back to one request per project.
-	ListAuto Listing = "auto"
-	// ListGlobal always lists every token with one request.
-	ListGlobal Listing = "global"
-	// ListProjects lists each configured project, for credentials that may
-	// only read their projects' tokens. Capacity cannot be checked then.
-	ListProjects Listing = "projects"
-)
-
 // tokenID is the engine's identity of an API token: the fingerprint of
 // what addresses it, so that a listed token and the same token's full secret
 // (held by a sink) give the same id, in secure-token mode too.
@@ -77,12 +62,12 @@ func verify(ctx context.Context, c *unleash.Client, s secret.Secret, api unleash
 // APITokens manages backend and frontend API tokens.
 type APITokens struct {
 	c       *unleash.Client
-	listing Listing
+	listing string // unleash.ListAuto, unleash.ListGlobal or unleash.ListProjects
 
 	now func() time.Time
 
 	mu           sync.Mutex
-	globalDenied bool      // ListAuto: the credential may not list every token
+	globalDenied bool      // unleash.ListAuto: the credential may not list every token
 	limit        int       // cached instance limit
 	limitAt      time.Time // when it was read
 }
@@ -94,12 +79,13 @@ const limitTTL = 10 * time.Minute
 
 var _ rotation.Backend = (*APITokens)(nil)
 
-// NewAPITokens returns the API-token backend.
-func NewAPITokens(c *unleash.Client, listing Listing) (*APITokens, error) {
+// NewAPITokens returns the API-token backend, listing as the configuration
+// says ([unleash.Config.Listing]).
+func NewAPITokens(c *unleash.Client, listing string) (*APITokens, error) {
 	switch listing {
 	case "":
-		listing = ListAuto
-	case ListAuto, ListGlobal, ListProjects:
+		listing = unleash.ListAuto
+	case unleash.ListAuto, unleash.ListGlobal, unleash.ListProjects:
 	default:
 		return nil, fmt.Errorf("unknown listing mode %q (want auto, global or projects)", listing)
 	}
@@ -109,11 +95,11 @@ func NewAPITokens(c *unleash.Client, listing Listing) (*APITokens, error) {
 // List lists every token with one request when it can, else each project.
 func (b *APITokens) List(ctx context.Context, scopes []string) (rotation.Inventory, error) {
 	b.mu.Lock()
-	global := b.listing == ListGlobal || b.listing == ListAuto && !b.globalDenied
+	global := b.listing == unleash.ListGlobal || b.listing == unleash.ListAuto && !b.globalDenied
 	b.mu.Unlock()
 	if global || scopes == nil || slices.Contains(scopes, "*") {
 		inv, err := b.listGlobal(ctx)
-		if !errors.Is(err, unleash.ErrForbidden) || b.listing != ListAuto || scopes == nil || slices.Contains(scopes, "*") {
+		if !errors.Is(err, unleash.ErrForbidden) || b.listing != unleash.ListAuto || scopes == nil || slices.Contains(scopes, "*") {
 			if errors.Is(err, unleash.ErrForbidden) {
 				err = fmt.Errorf("%w (listing all projects needs a credential that may read every API token, such as an admin token; or name the projects in the targets)", err)
 			}

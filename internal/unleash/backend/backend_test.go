@@ -56,7 +56,7 @@ func apiTokens(t *testing.T) (*APITokens, *countingUnleash, *time.Time) {
 	t.Cleanup(srv.Close)
 	c, err := unleash.NewClient(srv.URL, secret.New("*:*.admin"), unleash.WithRetryPolicy(unleash.RetryPolicy{MaxAttempts: 1}))
 	require.NoError(t, err)
-	b, err := NewAPITokens(c, ListGlobal)
+	b, err := NewAPITokens(c, unleash.ListGlobal)
 	require.NoError(t, err)
 	clock := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
 	b.now = func() time.Time { return clock }

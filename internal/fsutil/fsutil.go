@@ -1,0 +1,209 @@
+//go:build unix
+
+// Package fsutil holds the file primitives the rotator's adapters share:
+// replacing a file atomically and durably ([Replace], [WriteFile]), taking
+// an flock(2) without blocking a cancellable caller ([Flock]), and opening
+// a lock file in a directory no other user controls ([OpenPrivateDir],
+// [OpenLockFile]).
+package fsutil
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// TempInfix and a random suffix of 16 hex digits name a temp file:
+// ".<name>.tmp-<hex>". The exact shape lets a later writer remove the temp
+// files of a crashed one ([IsTemp]) without touching anything else.
+const TempInfix = ".tmp-"
+
+const tempSuffixLen = 16
+
+// Replace atomically replaces name, relative to root, with the content
+// fill writes: it creates a temp file in the same directory (mode mode),
+// lets fill write it (and change its owner, if need be), sets mode
+// explicitly (the umask may have removed bits at creation, and a chown may
+// clear set-id bits), syncs it, renames it over name and syncs the
+// directory, so the new content survives a power loss. On failure before
+// the rename it removes the temp file: name is untouched.
+func Replace(root *os.Root, name string, mode fs.FileMode, fill func(f *os.File) error) error {
+	dir, base := path.Split(name)
+	tmp := dir + TempName(base)
+	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	if err != nil {
+		return err
+	}
+	err = fill(f)
+	if err == nil {
+		err = f.Chmod(mode)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = root.Rename(tmp, name)
+	}
+	if err != nil {
+		_ = root.Remove(tmp)
+		return err
+	}
+	// The rename is what makes the new content visible; syncing the
+	// directory makes it survive a power loss.
+	return SyncDir(root, path.Dir(name))
+}
+
+// WriteFile atomically and durably replaces the file at p with data, with
+// mode mode (see [Replace]).
+func WriteFile(p string, data []byte, mode fs.FileMode) error {
+	root, err := os.OpenRoot(filepath.Dir(p))
+	if err != nil {
+		return err
+	}
+	defer func() { _ = root.Close() }()
+	return Replace(root, filepath.Base(p), mode, func(f *os.File) error {
+		_, err := f.Write(data)
+		return err
+	})
+}
+
+// SyncDir fsyncs directory dir of root.
+func SyncDir(root *os.Root, dir string) error {
+	d, err := root.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// TempName returns a new name for a temp file that will replace base:
+// ".<base>.tmp-<16 random hex digits>".
+func TempName(base string) string {
+	b := make([]byte, tempSuffixLen/2)
+	_, _ = rand.Read(b) // never fails: crypto/rand panics instead
+	return "." + base + TempInfix + hex.EncodeToString(b)
+}
+
+// IsTemp reports whether entry is a temp file of base, as [TempName] names
+// them.
+func IsTemp(entry, base string) bool {
+	rest, ok := strings.CutPrefix(entry, "."+base+TempInfix)
+	if !ok || len(rest) != tempSuffixLen {
+		return false
+	}
+	_, err := hex.DecodeString(rest)
+	return err == nil
+}
+
+// Flock takes an exclusive flock(2) on f. While another holder has it, it
+// tries again every poll until ctx is done, calling waiting (if not nil)
+// once, when it first has to wait. Closing f releases the lock.
+func Flock(ctx context.Context, f *os.File, poll time.Duration, waiting func()) error {
+	warned := false
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
+			return err
+		}
+		if !warned && waiting != nil {
+			waiting()
+		}
+		warned = true
+		t := time.NewTimer(poll)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// OpenPrivateDir creates directory p (mode 0700) if it does not exist,
+// opens it, and checks that no other user controls it: it must belong to
+// the process's effective user (or to root) and must not be writable by
+// group or others. A directory that fails the check may have been created
+// by another user to interfere (a lock directory under /tmp), and the
+// error says what to do. The check is made on the open directory, so it
+// holds for what [OpenLockFile] opens in it.
+func OpenPrivateDir(p string) (*os.File, error) {
+	if err := os.MkdirAll(p, 0o700); err != nil {
+		return nil, err
+	}
+	d, err := os.OpenFile(p, os.O_RDONLY|syscall.O_DIRECTORY, 0)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := d.Stat()
+	if err != nil {
+		_ = d.Close()
+		return nil, err
+	}
+	if err := checkPrivate(p, fi, os.Geteuid()); err != nil {
+		_ = d.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// checkPrivate checks the owner and mode of directory p for user uid.
+func checkPrivate(p string, fi fs.FileInfo, uid int) error {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fmt.Errorf("%s: cannot tell its owner", p)
+	}
+	if owner := int(st.Uid); owner != uid && owner != 0 {
+		return fmt.Errorf("%s belongs to uid %d, not to this process's user (uid %d): another user may have created it to "+
+			"interfere; remove it, or choose a directory of your own", p, owner, uid)
+	}
+	if perm := fi.Mode().Perm(); perm&0o022 != 0 {
+		return fmt.Errorf("%s is writable by other users (mode %04o): run chmod go-w %s, or choose a private directory", p, perm, p)
+	}
+	return nil
+}
+
+// OpenLockFile opens (creating it, mode 0600) the lock file name in
+// directory dir, for [Flock]. It never follows a symbolic link, which
+// could make the holder write into another user's file, and refuses
+// anything but a regular file.
+func OpenLockFile(dir *os.File, name string) (*os.File, error) {
+	fd, err := unix.Openat(int(dir.Fd()), name, unix.O_RDWR|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0o600)
+	p := filepath.Join(dir.Name(), name)
+	if errors.Is(err, unix.ELOOP) {
+		return nil, fmt.Errorf("%s is a symbolic link: a lock file never is; remove it", p)
+	}
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: p, Err: err}
+	}
+	f := os.NewFile(uintptr(fd), p)
+	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = fmt.Errorf("%s is not a regular file (%s): remove it", p, fi.Mode().Type())
+	}
+	if err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	return f, nil
+}
