@@ -246,3 +246,41 @@ func TestRewriteChangesTheServersAnswer(t *testing.T) {
 	assert.Equal(t, `{"path":"/`, body)
 	assert.Equal(t, int32(1), served.Load())
 }
+
+// The hook for servers that speak only HTTPS (the Kubernetes API): the
+// proxy terminates TLS with its own certificate and reaches the server
+// over TLS, and still applies faults per request.
+func TestTLSOnBothSides(t *testing.T) {
+	t.Parallel()
+	var served atomic.Int32
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		served.Add(1)
+		_, _ = io.WriteString(w, "secure hello")
+	}))
+	t.Cleanup(srv.Close)
+	front := httptest.NewUnstartedServer(nil)
+	front.StartTLS() // only for its certificate
+	t.Cleanup(front.Close)
+
+	p := faultproxy.Start(t, srv.URL,
+		faultproxy.WithFrontTLS(front.TLS),
+		faultproxy.WithUpstreamTLS(srv.Client().Transport.(*http.Transport).TLSClientConfig))
+	require.True(t, strings.HasPrefix(p.URL, "https://"), p.URL)
+	client := front.Client() // trusts the front certificate
+
+	resp, body, err := get(t, client, p.URL+"/api/v1/secrets")
+	require.NoError(t, err)
+	assert.Equal(t, 200, resp.StatusCode)
+	assert.Equal(t, "secure hello", body)
+
+	p.Inject(faultproxy.Rule{Times: 1, Fault: faultproxy.Status(503, "etcd is unavailable")})
+	resp, _, err = get(t, client, p.URL+"/api/v1/secrets")
+	require.NoError(t, err)
+	assert.Equal(t, 503, resp.StatusCode)
+	// Every time: Go's transport sends a GET again once when a reused
+	// connection breaks.
+	p.Inject(faultproxy.Rule{Fault: faultproxy.Reset()})
+	_, _, err = get(t, client, p.URL+"/api/v1/secrets")
+	require.Error(t, err)
+	assert.Equal(t, int32(1), served.Load())
+}

@@ -69,6 +69,9 @@ type options struct {
 	vaultTimeout string
 	// server is the Unleash server (default: the package's).
 	server *unleashtest.Server
+	// schedule is `rotator run`'s (default @every 1h); metricsListen its
+	// metrics address (default none).
+	schedule, metricsListen string
 }
 
 // world is a rotator configuration over a real Unleash (and Vault), with a
@@ -237,7 +240,7 @@ func (w *world) writeConfig(renewBefore string) {
 	fmt.Fprintf(&b, `unleash:
   url: %s
   timeout: %s
-schedule: "@every 1h"
+schedule: "%s"
 pass_timeout: 10m
 lock:
   dir: %s
@@ -254,7 +257,7 @@ sinks:
     file:
       dir: %s
       format: env
-`, w.unleash.URL, or(w.opts.unleashTimeout, "30s"), filepath.Join(w.work, "lock"), renewBefore, w.opts.retire, w.filesDir)
+`, w.unleash.URL, or(w.opts.unleashTimeout, "30s"), or(w.opts.schedule, "@every 1h"), filepath.Join(w.work, "lock"), renewBefore, w.opts.retire, w.filesDir)
 	if w.opts.vault {
 		fmt.Fprintf(&b, `  - name: vault
     vault:
@@ -280,14 +283,14 @@ sinks:
 `)
 	}
 	fmt.Fprintf(&b, `metrics:
-  listen: ""
+  listen: "%s"
   textfile: %s
 notify:
   timeout: 5s
 log:
   level: debug
   format: json
-`, w.textfile)
+`, w.opts.metricsListen, w.textfile)
 	require.NoError(t, os.WriteFile(w.config, []byte(b.String()), 0o600))
 }
 
