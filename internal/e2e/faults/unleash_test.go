@@ -176,12 +176,27 @@ func TestUnleashFaults(t *testing.T) {
 		{name: "create reset mid-body", unleash: create(faultproxy.ResetMidBody(), 0), code: exitOK, check: recoveredCreates},
 		{name: "create reset before Unleash", unleash: create(faultproxy.Reset(), 0), code: exitFailed,
 			says: []string{"Unleash did not make it"}},
+		{name: "create 429 with Retry-After 1s", unleash: create(faultproxy.RetryAfter(time.Second), 1), code: exitOK,
+			check: func(t *testing.T, w *world, _ *run, from int) {
+				// A 429 is refused before any handler ran: even a create is
+				// sent again, after the wait.
+				assert.Len(t, attempts(w.unleash, from, http.MethodPost, routeCreate), len(w.names)+1)
+			}},
+		{name: "verify 429 with Retry-After 1s", unleash: []faultproxy.Rule{{Method: http.MethodGet, Path: routeVerify, Times: 1, Fault: faultproxy.RetryAfter(time.Second)}}, code: exitOK},
 		{name: "verify 503 twice", unleash: []faultproxy.Rule{{Method: http.MethodGet, Path: routeVerify, Times: 2, Fault: faultproxy.Status(503, "busy")}}, code: exitOK},
 		{name: "delete 500", rotated: true, unleash: []faultproxy.Rule{{Method: http.MethodDelete, Path: routeToken, Fault: faultproxy.Status(500, `{"message":"boom"}`)}},
 			code: exitFailed, says: []string{"could not retire", "500 Internal Server Error"},
 			check: func(t *testing.T, w *world, r *run, from int) {
 				assert.Len(t, attempts(w.unleash, from, http.MethodDelete, routeToken), maxAttempts*len(w.names), "each delete tried %d times", maxAttempts)
 				assert.Nil(t, r.find("retired:"), "nothing is logged as retired")
+			}},
+		{name: "delete 503 after Unleash deleted", rotated: true, unknown: true,
+			unleash: []faultproxy.Rule{{Method: http.MethodDelete, Path: routeToken, Fault: faultproxy.Status(503, "upstream reset").AfterServer()}},
+			code:    exitFailed, says: []string{"could not retire", "503 Service Unavailable"},
+			check: func(t *testing.T, _ *world, r *run, _ int) {
+				// Unleash deleted the tokens, the rotator never heard it:
+				// it says it could not retire them, never that it did.
+				assert.Nil(t, r.find("retired:"), "no retirement is claimed")
 			}},
 		{name: "expire 503", rotated: true, opts: options{retire: "expire"}, unleash: []faultproxy.Rule{{Method: http.MethodPut, Path: routeToken, Fault: faultproxy.Status(503, "busy")}},
 			code: exitFailed, says: []string{"could not retire", "503 Service Unavailable"}},

@@ -108,11 +108,13 @@ type world struct {
 	// mount, a narrowed policy) before the healthy passes.
 	healers []func()
 
-	files  *file.Sink
-	vsink  *vault.Sink
-	hook   *webhook
-	secret *hygiene.Secrets
-	runs   []*run
+	files *file.Sink
+	vsink *vault.Sink
+	hook  *webhook
+	// notified: the last pass checked failed, and the webhook said so.
+	notified bool
+	secret   *hygiene.Secrets
+	runs     []*run
 }
 
 // newWorld makes the world and publishes the lineages' first tokens with
@@ -137,7 +139,7 @@ func newWorld(t *testing.T, opts options) *world {
 	w.unleash = faultproxy.Start(t, w.srv.URL)
 	w.unleash.Observe(w.secret.Exchange)
 
-	for _, d := range []string{"lock", "home", "tmp", "metrics"} {
+	for _, d := range []string{"lock", "home", "tmp", "metrics", "state"} {
 		require.NoError(t, os.Mkdir(filepath.Join(w.work, d), 0o700))
 	}
 	w.textfile = filepath.Join(w.work, "metrics", "rotator.prom")
@@ -287,10 +289,11 @@ sinks:
   textfile: %s
 notify:
   timeout: 5s
+  state_file: %s
 log:
   level: debug
   format: json
-`, w.opts.metricsListen, w.textfile)
+`, w.opts.metricsListen, w.textfile, filepath.Join(w.work, "state", "notify.json"))
 	require.NoError(t, os.WriteFile(w.config, []byte(b.String()), 0o600))
 }
 
@@ -582,12 +585,23 @@ func (w *world) assertTruthful(r *run, before truth, unknown bool) {
 	want := `unleash_rotator_passes_total{result="` + result + `"} 1`
 	assert.True(t, strings.Contains(r.textfile, want), "the metrics textfile says %s", want)
 
-	// A failing pass notifies; a healthy one has nothing to say.
-	if r.code == exitOK {
-		assert.Empty(t, r.hooks, "no webhook for a healthy pass")
-	} else {
-		assert.Len(t, r.hooks, 1, "one webhook for a failing pass\n%s", r)
+	// The webhook speaks on a change (its state file remembers what it
+	// last said): the first failing pass notifies, the healthy pass after
+	// failing ones says the problems are resolved, and a healthy pass
+	// after a healthy one says nothing.
+	switch {
+	case r.code != exitOK && !w.notified:
+		assert.Len(t, r.hooks, 1, "the first failing pass notifies\n%s", r)
+	case r.code != exitOK:
+		assert.LessOrEqual(t, len(r.hooks), 1, "a failing pass after a failing one notifies only a change\n%s", r)
+	case w.notified:
+		if assert.Len(t, r.hooks, 1, "the healthy pass after failing ones says so\n%s", r) {
+			assert.Contains(t, strings.ToLower(r.hooks[0]), "resolved")
+		}
+	default:
+		assert.Empty(t, r.hooks, "a healthy pass after a healthy one has nothing to say")
 	}
+	w.notified = r.code != exitOK
 }
 
 // summary returns the pass summary the run logged.
