@@ -36,6 +36,10 @@ func TestScrubRemovesEverythingSecretShaped(t *testing.T) {
 		{"pat percent-encoded", "user%3A" + hex56, "user%3AREDACTED"},
 		{"url password", "Post \"https://bot:hunter2@push.example/metrics\": EOF", "Post \"https://bot:REDACTED@push.example/metrics\": EOF"},
 		{"several", "a default:dev." + hex56 + " b user:" + hex56, "a default:dev.REDACTED b user:REDACTED"},
+		{"environment with dots", "default:prod.eu-1." + hex56, "default:prod.eu-1.REDACTED"},
+		// Found by FuzzEdgeTokens: a hex run that could be either the end of
+		// an environment's name or a token's random part goes too.
+		{"hex in what may be the environment", "default:development." + hex56[:27] + "." + hex56, "default:development.REDACTED.REDACTED"},
 		// Things that look a little like secrets but are not.
 		{"fingerprint", "sha256:0123456789ab", "sha256:0123456789ab"},
 		{"selector alone", `"secret":"tO502wgZY3iUWZButKnAsg"`, `"secret":"tO502wgZY3iUWZButKnAsg"`},
