@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/unleash-rotator/unleash-rotator/internal/faultproxy"
+	"github.com/unleash-rotator/unleash-rotator/internal/testenv"
 	"github.com/unleash-rotator/unleash-rotator/internal/unleashtest"
 )
 
@@ -132,4 +133,49 @@ func TestUnleashRestartsMidPassLong(t *testing.T) {
 			w.assertSafe()
 		})
 	}
+}
+
+// In secure-token mode Unleash shows a secret once, at creation: a create
+// whose answer is lost leaves a token the rotator can find but never
+// read, and a token that reached no sink can never be published. Each
+// such token is deleted, never left behind; nothing a sink serves is
+// retired; the next passes rotate again and finish.
+func TestSecureTokenModeFaultsLong(t *testing.T) {
+	t.Parallel()
+	long(t)
+	srv := unleashtest.New(t, unleashtest.Options{Env: map[string]string{"UNLEASH_EXPERIMENTAL_SECURE_TOKEN": "true"}})
+	create := func(f faultproxy.Fault) []faultproxy.Rule {
+		return []faultproxy.Rule{{Method: http.MethodPost, Path: routeCreate, Fault: f}}
+	}
+	unreadable := func(t *testing.T, _ *world, r *run, _ int) {
+		t.Helper()
+		assert.Contains(t, r.said(), "was created but its secret never arrived (deleted it: ok)")
+	}
+	tests := []scenario{
+		{name: "create 500 after Unleash made it", unleash: create(faultproxy.Status(500, "internal error").AfterServer()),
+			code: exitFailed, check: unreadable},
+		{name: "create reset mid-body", unleash: create(faultproxy.ResetMidBody()), code: exitFailed, check: unreadable},
+		{name: "vault write 503", opts: options{vault: true}, vault: vaultWrites(faultproxy.Status(503, `{"errors":["no healthy upstream"]}`)),
+			code: exitFailed, check: noVaultWriteSucceeded},
+	}
+	for _, sc := range tests {
+		t.Run(sc.name, func(t *testing.T) {
+			t.Parallel()
+			sc.opts.server = srv
+			play(t, sc)
+		})
+	}
+	t.Run("file sink read-only", func(t *testing.T) {
+		t.Parallel()
+		dir, mounted := tmpfs(t, "1m")
+		if !mounted {
+			testenv.Unavailable(t, "a read-only file system needs a tmpfs mount (root)")
+		}
+		play(t, scenario{opts: options{server: srv, filesDir: dir}, code: exitFailed,
+			says: []string{"read-only file system"},
+			before: func(t *testing.T, w *world) {
+				remount(t, dir, true)
+				w.healers = append(w.healers, func() { remount(t, dir, false) })
+			}})
+	})
 }

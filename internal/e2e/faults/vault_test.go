@@ -11,6 +11,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/unleash-rotator/unleash-rotator/internal/faultproxy"
+	"github.com/unleash-rotator/unleash-rotator/internal/rotation"
+	"github.com/unleash-rotator/unleash-rotator/internal/unleashtest"
 	"github.com/unleash-rotator/unleash-rotator/internal/vaulttest"
 )
 
@@ -118,5 +120,52 @@ func TestVaultSealedAnswer(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, path)
 		assert.JSONEq(t, sealedBody, strings.TrimSpace(string(body)), path)
+	}
+}
+
+// Vault comes back without its data (restored from an empty backup, a dev
+// server restarted): every Vault path answers 404 while the file sink
+// still holds the current token. A pass with nothing due must not call
+// the lineages up to date: it publishes the current token again (in
+// secure-token mode too, where Unleash never shows a secret twice and the
+// file sink's copy is the only one) and says so.
+func TestVaultLostItsData(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		secure bool
+	}{
+		{name: "plain"},
+		{name: "secure-token mode", secure: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			opts := options{vault: true}
+			if tc.secure {
+				long(t)
+				opts.server = unleashtest.New(t, unleashtest.Options{Env: map[string]string{"UNLEASH_EXPERIMENTAL_SECURE_TOKEN": "true"}})
+			}
+			w := newWorld(t, opts)
+			root := w.vault.Client(t)
+			for _, name := range w.names {
+				require.NoError(t, root.KVv2("secret").DeleteMetadata(t.Context(), "unleash/"+name))
+				_, err := w.record(dest{"vault", "unleash/" + name})
+				require.ErrorIs(t, err, rotation.ErrEmpty, "Vault lost %s", name)
+			}
+
+			r := w.once(notDue)
+			assert.Equal(t, exitOK, r.code, "the pass publishes again\n%s", r)
+			sum := r.summary()
+			require.NotNil(t, sum, r)
+			assert.Equal(t, len(w.names), tally(sum, "publications", "done"), "every lineage published again\n%s", r)
+			assert.Zero(t, num(sum["up_to_date"]), "no lineage whose Vault path is empty is up to date\n%s", r)
+			for _, name := range w.names {
+				for _, d := range w.dests(name) {
+					assert.True(t, w.holds(d, w.original[name]), "%s holds the current token again", d)
+				}
+			}
+			w.assertSafe()
+		})
 	}
 }
