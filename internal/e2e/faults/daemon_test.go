@@ -2,6 +2,7 @@ package faults
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net"
 	"net/http"
@@ -52,12 +53,12 @@ func TestDaemonUnderFaults(t *testing.T) {
 	t.Cleanup(stop)
 
 	base := "http://" + addr
-	require.Eventually(t, func() bool { return counter(get(base+"/metrics"), "error") >= 2 }, time.Minute, 200*time.Millisecond,
+	require.Eventually(t, func() bool { return counter(get(t.Context(), base+"/metrics"), "error") >= 2 }, time.Minute, 200*time.Millisecond,
 		"two passes failed to list")
-	failing := get(base + "/metrics")
+	failing := get(t.Context(), base+"/metrics")
 	r.textfile = failing
 	assert.Zero(t, counter(failing, "success"), "no pass succeeded")
-	assert.Equal(t, http.StatusServiceUnavailable, status(base+"/readyz"), "not ready: no pass has reached Unleash")
+	assert.Equal(t, http.StatusServiceUnavailable, status(t.Context(), base+"/readyz"), "not ready: no pass has reached Unleash")
 	for _, name := range w.names {
 		for _, d := range w.dests(name) {
 			assert.True(t, w.holds(d, w.original[name]), "%s: unchanged while Unleash fails", d)
@@ -67,10 +68,10 @@ func TestDaemonUnderFaults(t *testing.T) {
 	w.unleash.Clear()
 	require.Eventually(t, func() bool { return w.truth().allSettled(w.names) }, 2*time.Minute, time.Second,
 		"once Unleash answers, the scheduled passes rotate and retire")
-	healthy := get(base + "/metrics")
+	healthy := get(t.Context(), base+"/metrics")
 	r.textfile += healthy
 	assert.GreaterOrEqual(t, counter(healthy, "success"), 2, "a rotating and a retiring pass succeeded")
-	assert.Equal(t, http.StatusOK, status(base+"/readyz"))
+	assert.Equal(t, http.StatusOK, status(t.Context(), base+"/readyz"))
 	stop()
 	assert.Equal(t, 0, r.code, "a daemon stopped by SIGTERM exits 0\n%s", r)
 	w.assertSafe()
@@ -86,23 +87,29 @@ func counter(exposition, result string) int {
 	return n
 }
 
-func get(url string) string {
-	resp, err := http.Get(url) //nolint:gosec,noctx // the test's own loopback address
+// fetch GETs url: its status (0 if no answer) and body.
+func fetch(ctx context.Context, url string) (int, string) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return ""
+		return 0, ""
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, ""
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return string(b)
+	return resp.StatusCode, string(b)
 }
 
-func status(url string) int {
-	resp, err := http.Get(url) //nolint:gosec,noctx // the test's own loopback address
-	if err != nil {
-		return 0
-	}
-	_ = resp.Body.Close()
-	return resp.StatusCode
+func get(ctx context.Context, url string) string {
+	_, body := fetch(ctx, url)
+	return body
+}
+
+func status(ctx context.Context, url string) int {
+	code, _ := fetch(ctx, url)
+	return code
 }
 
 // freeAddr returns a loopback address nothing listens on.
