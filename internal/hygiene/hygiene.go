@@ -308,10 +308,27 @@ func forms(v string) []string {
 		out = append(out, string(j[1:len(j)-1]))
 	}
 	if run := randomPart(v); len(run) >= 2*minFragment {
-		out = append(out, run[:minFragment], run[len(run)-minFragment:])
+		for _, f := range []string{run[:minFragment], run[len(run)-minFragment:]} {
+			if distinct(f) >= minDistinct {
+				out = append(out, f)
+			}
+		}
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+// minDistinct is how many different bytes a fragment must hold to be
+// searched for on its own: a random one holds about 10 of 16; a run of
+// zeros would be found in any long number.
+const minDistinct = 6
+
+func distinct(s string) int {
+	seen := map[byte]bool{}
+	for i := range len(s) {
+		seen[s[i]] = true
+	}
+	return len(seen)
 }
 
 // randomPart is the longest run of base64url characters in v after its

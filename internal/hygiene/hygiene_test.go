@@ -114,3 +114,13 @@ func TestAddURL(t *testing.T) {
 	assert.NotEmpty(t, s.Find("x", "posting to /services/T000/B000/XyZ0123456789abcdefgh failed"))
 	assert.Empty(t, s.Find("x", "posting to https://hooks.example.com failed"))
 }
+
+// A fragment is searched for only when it looks random: a low-entropy
+// "secret" (a fuzzer's zeros) would otherwise be found in any number.
+func TestFragmentsOnlyOfRandomParts(t *testing.T) {
+	t.Parallel()
+	s := hygiene.New()
+	s.AddString("zeros", "a:b.000000000000000000000000000000000000")
+	assert.Empty(t, s.Find("x", "got 0000000000000000000000000 bytes"))
+	assert.NotEmpty(t, s.Find("x", "a:b.000000000000000000000000000000000000"), "the whole value still is")
+}

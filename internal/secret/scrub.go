@@ -37,9 +37,9 @@ var shapes = []struct {
 	// is the shortest that fits (its name may hold dots), so that a hex run
 	// inside what could be its name goes too, on the next round.
 	{regexp.MustCompile(`([A-Za-z0-9_.~*%\[\]-]+(?::|%3[Aa])[A-Za-z0-9_.~*%-]+?\.)(?:v2_[A-Za-z0-9_-]{16,}|[0-9a-fA-F]{16,})`), "${1}" + Redacted},
-	// A secure token's random part on its own. (A listing's 22-character
-	// selector alone is not secret.)
-	{regexp.MustCompile(`\bv2_[A-Za-z0-9-]{16,}_[A-Za-z0-9_-]{20,}`), Redacted},
+	// A secure token's random part on its own, whatever precedes it. (A
+	// listing's 22-character selector alone is not secret.)
+	{regexp.MustCompile(`v2_[A-Za-z0-9-]{16,}_[A-Za-z0-9_-]{20,}`), Redacted},
 	// Personal access token.
 	{regexp.MustCompile(`\b(user(?::|%3[Aa]))[0-9a-fA-F]{16,}`), "${1}" + Redacted},
 	// The password in a URL's user info.

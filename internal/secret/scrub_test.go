@@ -32,6 +32,8 @@ func TestScrubRemovesEverythingSecretShaped(t *testing.T) {
 		{"brackets percent-encoded", "%5B%5D%3Aproduction." + hex56, "%5B%5D%3Aproduction.REDACTED"},
 		{"secure token", "default:development." + v2Part, "default:development.REDACTED"},
 		{"secure token part alone", "got " + v2Part + ".", "got REDACTED."},
+		// Found by FuzzErrorBodies: glued to what precedes it.
+		{"secure token part after a word", "x0" + v2Part, "x0REDACTED"},
 		{"pat", "user:" + hex56, "user:REDACTED"},
 		{"pat percent-encoded", "user%3A" + hex56, "user%3AREDACTED"},
 		{"url password", "Post \"https://bot:hunter2@push.example/metrics\": EOF", "Post \"https://bot:REDACTED@push.example/metrics\": EOF"},

@@ -549,15 +549,12 @@ func looksLikeJSON(resp *response) bool {
 }
 
 // contentType names a response's content type for a message. The header
-// is the server's: it is shown quoted, so that bytes that are not text
-// cannot garble the message.
+// is the server's: it is scrubbed like any text from outside, and quoted
+// when it holds bytes that are not text, which would garble the message.
 func contentType(resp *response) string {
-	ct := resp.header.Get("Content-Type")
+	ct := secret.Excerpt(resp.header.Get("Content-Type"), 100)
 	if ct == "" {
 		return "no content type"
-	}
-	if len(ct) > 100 {
-		ct = ct[:100] + "…"
 	}
 	if q := strconv.Quote(ct); q[1:len(q)-1] != ct {
 		return q

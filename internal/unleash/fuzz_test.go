@@ -89,6 +89,7 @@ func addSeeds(f *testing.F, okStatus int, body string) {
 	for _, e := range seedErrors {
 		f.Add(e.status, e.contentType, "", []byte(e.body))
 	}
+	f.Add(okStatus, "text/plain; token="+seedSecret, "", []byte(body))
 	f.Add(429, "text/html", "60", []byte("Too many requests, please try again later."))
 	f.Add(429, "text/html", "Sun, 22 Nov 2026 12:00:30 GMT", []byte(""))
 	f.Add(429, "text/html", "-1", []byte(""))
@@ -139,9 +140,10 @@ func fuzzStatus(s int) int {
 	return 200 + s%400
 }
 
-// checkResponse checks what a call returned for an answer of status with
-// body. The error may not reveal any credential of the body.
-func checkResponse(t *testing.T, what string, status int, body []byte, err error) {
+// checkResponse checks what a call returned for an answer of status,
+// contentType and body. The error may not reveal any credential of the
+// answer.
+func checkResponse(t *testing.T, what string, status int, contentType string, body []byte, err error) {
 	t.Helper()
 	if err == nil {
 		if status < 200 || status > 299 {
@@ -166,6 +168,7 @@ func checkResponse(t *testing.T, what string, status int, body []byte, err error
 	secrets := hygiene.New()
 	secrets.Add("client credential", secret.New(adminToken))
 	secrets.Harvest("response body", body)
+	secrets.Harvest("response content type", []byte(contentType))
 	for _, f := range secrets.Find("error", msg) {
 		t.Fatalf("%s: the error reveals a credential of the response (%s): %q", what, f.Fingerprint, msg)
 	}
@@ -180,7 +183,7 @@ func fuzzCalls(f *testing.F, calls map[string]func(context.Context, *Client) err
 			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 			err := call(ctx, c)
 			cancel()
-			checkResponse(t, what, status, body, err)
+			checkResponse(t, what, status, contentType, body, err)
 		}
 	})
 }
