@@ -201,6 +201,17 @@ func (f Finding) String() string {
 
 // Find returns the secrets in text, known or secret-shaped.
 func (s *Secrets) Find(where, text string) []Finding {
+	return s.find(where, text, true)
+}
+
+// FindKnown returns the known secrets in text, in any of their forms, but
+// not other credential-shaped strings: for text that quotes others (a
+// Go-quoted "\x18:0.000…" looks like a token that was never one).
+func (s *Secrets) FindKnown(where, text string) []Finding {
+	return s.find(where, text, false)
+}
+
+func (s *Secrets) find(where, text string, shaped bool) []Finding {
 	s.mu.Lock()
 	needles := make([]string, 0, len(s.needles))
 	for n := range s.needles {
@@ -225,6 +236,9 @@ func (s *Secrets) Find(where, text string) []Finding {
 		}
 	}
 	for _, re := range shapes {
+		if !shaped {
+			break
+		}
 		for _, m := range re.FindAllString(text, -1) {
 			add(secret.Fingerprint(m), "credential-shaped")
 		}

@@ -124,3 +124,11 @@ func TestFragmentsOnlyOfRandomParts(t *testing.T) {
 	assert.Empty(t, s.Find("x", "got 0000000000000000000000000 bytes"))
 	assert.NotEmpty(t, s.Find("x", "a:b.000000000000000000000000000000000000"), "the whole value still is")
 }
+
+func TestFindKnownIgnoresShapesItDoesNotKnow(t *testing.T) {
+	t.Parallel()
+	s := hygiene.New()
+	s.AddString("api token", apiToken)
+	assert.Empty(t, s.FindKnown("x", `"\x18:0.000000000000000000000000" and `+secure))
+	assert.Len(t, s.FindKnown("x", "leaked "+apiToken), 1)
+}

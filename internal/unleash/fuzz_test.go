@@ -169,7 +169,9 @@ func checkResponse(t *testing.T, what string, status int, contentType string, bo
 	secrets.Add("client credential", secret.New(adminToken))
 	secrets.Harvest("response body", body)
 	secrets.Harvest("response content type", []byte(contentType))
-	for _, f := range secrets.Find("error", msg) {
+	// Only what the answer held: quoting can make new shapes out of bytes
+	// that were none ("\x18:0.000…").
+	for _, f := range secrets.FindKnown("error", msg) {
 		t.Fatalf("%s: the error reveals a credential of the response (%s): %q", what, f.Fingerprint, msg)
 	}
 }
