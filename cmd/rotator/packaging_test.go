@@ -62,5 +62,5 @@ func TestExampleConfigValidatesOffline(t *testing.T) {
 	t.Parallel()
 	res := run(t, env("ROTATOR_CONFIG=../../config.example.yaml"), "check", "--offline")
 	assert.Equal(t, exitOK, res.code, res)
-	assert.Contains(t, res.stdout, "✓ configuration ../../config.example.yaml: 4 targets, 2 sinks")
+	assert.Contains(t, res.stdout, "✓ configuration ../../config.example.yaml: 4 targets, 3 sinks")
 }

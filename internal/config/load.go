@@ -95,7 +95,7 @@ func parseDocument(data []byte, p *problems) *yaml.Node {
 		p.add(Problem{File: p.file, Line: root.Line, Message: "the file is empty: " + want})
 		return nil
 	case root.Kind != yaml.MappingNode:
-		p.add(Problem{File: p.file, Line: root.Line, Message: "the file must be a mapping of configuration keys (unleash:, sinks:, targets:, ...), got " + kindName(root.Kind)})
+		p.add(Problem{File: p.file, Line: root.Line, Message: "the file must be a mapping of configuration keys (unleash:, sinks:, targets:, ...), got " + map[yaml.Kind]string{yaml.SequenceNode: "a list", yaml.ScalarNode: "a single value"}[root.Kind]})
 		return nil
 	}
 	return root
@@ -377,11 +377,14 @@ func schemaKeys() map[string][]string {
 	return out
 }
 
-// yamlKeys returns the YAML keys of struct type t.
+// yamlKeys returns the YAML keys of struct type t, inline structs' included.
 func yamlKeys(t reflect.Type) []string {
 	var keys []string
 	for i := range t.NumField() {
-		if name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ","); name != "" && name != "-" {
+		switch name, opts, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ","); {
+		case opts == "inline":
+			keys = append(keys, yamlKeys(t.Field(i).Type)...)
+		case name != "" && name != "-":
 			keys = append(keys, name)
 		}
 	}
@@ -409,17 +412,4 @@ func resolveAlias(n *yaml.Node) *yaml.Node {
 		return n.Alias
 	}
 	return n
-}
-
-// kindName describes a node kind for messages.
-func kindName(k yaml.Kind) string {
-	switch k {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.ScalarNode:
-		return "a single value"
-	}
-	return "an unexpected YAML node"
 }

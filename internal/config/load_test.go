@@ -55,12 +55,13 @@ func TestLoadExample(t *testing.T) {
 	assert.Equal(t, 4, cfg.Concurrency)
 	assert.Equal(t, "file", cfg.Lock.Type)
 	assert.Equal(t, DefaultLockDir(), cfg.Lock.Dir)
-	assert.Equal(t, metrics.Config{Listen: ":9464"}, cfg.Metrics)
+	assert.Equal(t, metrics.Config{Listen: ":9464", Grouping: map[string]string{}}, cfg.Metrics)
 	assert.True(t, cfg.Notify.WebhookURL.IsZero())
 	assert.Equal(t, field.Duration(10*time.Second), cfg.Notify.Timeout)
 	assert.Equal(t, Log{Level: "info", Format: "auto"}, cfg.Log)
 
-	require.Len(t, cfg.Sinks, 2)
+	require.Len(t, cfg.Sinks, 3)
+	assert.Equal(t, "apps", cfg.Sinks[2].Kubernetes.Namespace)
 	assert.Equal(t, Sink{Name: "files", File: &file.Config{
 		Dir: "/var/run/unleash-tokens", Format: "env", Key: "UNLEASH_API_TOKEN",
 		Fields: map[string]string{"UNLEASH_URL": "https://unleash.example.com/api"}, Mode: 0o600,
@@ -90,7 +91,7 @@ func TestLoadExample(t *testing.T) {
 	assert.Empty(t, checkout.Specs)
 	assert.Equal(t, defaults, checkout.Policy)
 	assert.False(t, checkout.Overwrite)
-	require.Len(t, checkout.Dests, 2)
+	require.Len(t, checkout.Dests, 3)
 	assert.Equal(t, "vault", checkout.Dests[0].Sink)
 	assert.Equal(t, "unleash/{{.Project}}/{{.Environment}}/{{.Name}}", checkout.Dests[0].Path.String())
 	assert.Equal(t, "files", checkout.Dests[1].Sink)
@@ -265,8 +266,8 @@ func TestInvalidFiles(t *testing.T) {
 		{file: "defaults", line: 24, key: "defaults", msg: "unseen_for must exceed 3m0s"},
 		// metrics, notify, log
 		{file: "metrics-listen", line: 25, key: "metrics.listen", msg: `must be host:port, such as :9464, got "9464"`},
-		{file: "metrics-pushgateway", line: 25, key: "metrics.pushgateway", msg: "must be an http or https URL, or host:port"},
-		{file: "notify-url", line: 25, key: "notify.webhook_url_file", msg: "the webhook URL must be an http or https URL", secrets: true},
+		{file: "metrics-pushgateway", line: 25, key: "metrics.pushgateway", msg: "must be an http:// or https:// URL, or host:port"},
+		{file: "notify-url", line: 25, key: "notify.webhook_url_file", msg: "the webhook URL must be an http:// or https:// URL", secrets: true},
 		{file: "notify-timeout", line: 25, key: "notify.timeout", msg: "must be longer than 0"},
 		{file: "log-level", line: 25, key: "log.level", msg: `must be debug, info, warn or error, got "verbose"`},
 		{file: "log-format", line: 25, key: "log.format", msg: `must be auto, text or json, got "xml"`},

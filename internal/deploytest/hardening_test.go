@@ -90,7 +90,7 @@ func TestNoCredentialSecretRendered(t *testing.T) {
 }
 
 // TestRoleGrantsOnlyWhatIsNeeded checks the shape of the rendered RBAC:
-// only namespaced Roles; only Secrets and Leases; get, update and patch
+// only namespaced Roles; only Secrets and Leases; get and update
 // only on named objects; create (which RBAC cannot limit by name) and
 // nothing else on unnamed ones; the leader Lease only in daemon mode.
 func TestRoleGrantsOnlyWhatIsNeeded(t *testing.T) {
@@ -110,7 +110,7 @@ func TestRoleGrantsOnlyWhatIsNeeded(t *testing.T) {
 					names, named := rule["resourceNames"].([]any)
 					if named {
 						assert.NotEmpty(t, names)
-						assert.Subset(t, []any{"get", "update", "patch"}, rule["verbs"])
+						assert.Subset(t, []any{"get", "update"}, rule["verbs"])
 					} else {
 						assert.Equal(t, []any{"create"}, rule["verbs"], "unnamed objects may only be created")
 					}

@@ -91,9 +91,6 @@ func checkRBAC(t *testing.T, cp *kubetest.ControlPlane, ns string, want rbacWant
 	got.StringData = map[string]string{"token": "v2"}
 	_, err = secrets.Update(ctx, got, metav1.UpdateOptions{})
 	require.NoError(t, err, "update the destination")
-	_, err = secrets.Patch(ctx, destination, types.MergePatchType,
-		[]byte(`{"metadata":{"annotations":{"unleash-rotator/test":"patched"}}}`), metav1.PatchOptions{})
-	require.NoError(t, err, "patch the destination")
 
 	// ...and the Lease lock and leader election with their Leases.
 	held := []string{passLease}
@@ -118,6 +115,8 @@ func checkRBAC(t *testing.T, cp *kubetest.ControlPlane, ns string, want rbacWant
 	assertForbidden(t, err, "read another Secret")
 	_, err = secrets.Patch(ctx, "other-app", types.MergePatchType, []byte(`{"data":{"token":"eA=="}}`), metav1.PatchOptions{})
 	assertForbidden(t, err, "patch another Secret")
+	_, err = secrets.Patch(ctx, destination, types.MergePatchType, []byte(`{"data":{"token":"eA=="}}`), metav1.PatchOptions{})
+	assertForbidden(t, err, "patch the destination (the sink reads and updates; it never patches)")
 	_, err = secrets.List(ctx, metav1.ListOptions{})
 	assertForbidden(t, err, "list Secrets")
 	_, err = secrets.Watch(ctx, metav1.ListOptions{})
