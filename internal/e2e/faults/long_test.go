@@ -79,7 +79,11 @@ func TestUnleashRestartsMidPassLong(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			srv := unleashtest.New(t, unleashtest.Options{})
-			w := newWorld(t, options{server: srv, lineages: 6})
+			opts := options{server: srv, lineages: 6}
+			if tc.method == http.MethodDelete {
+				opts.retire = "delete"
+			}
+			w := newWorld(t, opts)
 			if tc.rotated {
 				r := w.once(due)
 				require.Equal(t, exitOK, r.code, "the rotating pass before the outage\n%s", r)

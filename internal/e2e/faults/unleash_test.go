@@ -184,13 +184,13 @@ func TestUnleashFaults(t *testing.T) {
 			}},
 		{name: "verify 429 with Retry-After 1s", unleash: []faultproxy.Rule{{Method: http.MethodGet, Path: routeVerify, Times: 1, Fault: faultproxy.RetryAfter(time.Second)}}, code: exitOK},
 		{name: "verify 503 twice", unleash: []faultproxy.Rule{{Method: http.MethodGet, Path: routeVerify, Times: 2, Fault: faultproxy.Status(503, "busy")}}, code: exitOK},
-		{name: "delete 500", rotated: true, unleash: []faultproxy.Rule{{Method: http.MethodDelete, Path: routeToken, Fault: faultproxy.Status(500, `{"message":"boom"}`)}},
+		{name: "delete 500", rotated: true, opts: options{retire: "delete"}, unleash: []faultproxy.Rule{{Method: http.MethodDelete, Path: routeToken, Fault: faultproxy.Status(500, `{"message":"boom"}`)}},
 			code: exitFailed, says: []string{"could not retire", "500 Internal Server Error"},
 			check: func(t *testing.T, w *world, r *run, from int) {
 				assert.Len(t, attempts(w.unleash, from, http.MethodDelete, routeToken), maxAttempts*len(w.names), "each delete tried %d times", maxAttempts)
 				assert.Nil(t, r.find("retired:"), "nothing is logged as retired")
 			}},
-		{name: "delete 503 after Unleash deleted", rotated: true, unknown: true,
+		{name: "delete 503 after Unleash deleted", rotated: true, unknown: true, opts: options{retire: "delete"},
 			unleash: []faultproxy.Rule{{Method: http.MethodDelete, Path: routeToken, Fault: faultproxy.Status(503, "upstream reset").AfterServer()}},
 			code:    exitFailed, says: []string{"could not retire", "503 Service Unavailable"},
 			check: func(t *testing.T, _ *world, r *run, _ int) {
@@ -198,7 +198,7 @@ func TestUnleashFaults(t *testing.T) {
 				// it says it could not retire them, never that it did.
 				assert.Nil(t, r.find("retired:"), "no retirement is claimed")
 			}},
-		{name: "expire 503", rotated: true, opts: options{retire: "expire"}, unleash: []faultproxy.Rule{{Method: http.MethodPut, Path: routeToken, Fault: faultproxy.Status(503, "busy")}},
+		{name: "expire 503", rotated: true, unleash: []faultproxy.Rule{{Method: http.MethodPut, Path: routeToken, Fault: faultproxy.Status(503, "busy")}},
 			code: exitFailed, says: []string{"could not retire", "503 Service Unavailable"}},
 		{name: "ui-config 500", unleash: []faultproxy.Rule{{Method: http.MethodGet, Path: routeUIConfig, Fault: faultproxy.Status(500, "boom")}},
 			code: exitOK, check: func(t *testing.T, _ *world, r *run, _ int) {
