@@ -58,6 +58,16 @@ fmt: ## format the code
 bench: test-deps ## run the benchmarks (sink cost per rotation, engine pass cost)
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem $(PKGS)
 
+FUZZTIME ?= 30s
+
+.PHONY: fuzz
+fuzz: ## run every fuzz target (Unleash responses, configuration) for FUZZTIME each (default 30s)
+	FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
+
+.PHONY: test-faults
+test-faults: test-deps ## the long fault suite: Unleash and Vault answering 5xx, 429, slowly, resetting, stopped; full and read-only sinks
+	E2E_LONG=1 $(GO) test -race -count=1 -timeout 60m ./internal/e2e/faults/
+
 .PHONY: unleash-up
 unleash-up: ## start a local Unleash for experiments; prints the export lines to eval
 	@scripts/unleash-dev.sh start
@@ -67,7 +77,7 @@ unleash-down: ## stop the local Unleash started by unleash-up (needs UNLEASH_DEV
 	scripts/unleash-dev.sh stop --purge
 
 .PHONY: test-long test-crashes test-zero-downtime
-test-long: test-crashes test-zero-downtime ## the long proof suite (part of it: the crash matrix and zero downtime)
+test-long: test-crashes test-zero-downtime test-faults fuzz ## the long proof suite: crash matrix, zero downtime, faults, fuzzing (`make test` runs their fast parts)
 
 test-crashes: test-deps ## kill the real binary at every checkpoint and at random moments, every mode, retire mode and sink (~3 min)
 	E2E_LONG=1 $(GO) test -count=1 -timeout 60m -parallel 16 -run '^TestCrashMatrixLong$$' -v ./internal/e2e/ | grep -Ev '^=== (RUN|PAUSE|CONT|NAME)'

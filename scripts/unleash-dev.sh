@@ -45,6 +45,8 @@ Commands:
 
 Environment of start:
   UNLEASH_DEV_DIR      scratch directory (created if missing; its old database is dropped)
+  UNLEASH_KEEP_DB=1    restart on the database, ports and Edge keys a stopped server left in
+                       \$UNLEASH_DEV_DIR (after 'stop' without --purge), as a restarted server
   UNLEASH_ADMIN_TOKEN  admin API token to create (default: $DEFAULT_ADMIN_TOKEN)
   UNLEASH_EDGE=1       generate EDGE_MASTER_KEY/EDGE_CLIENT_SECRET (enables /edge/issue-token)
   UNLEASH_SEED_SQL     SQL file to run once Unleash is healthy (its tables exist then)
@@ -173,7 +175,7 @@ cmd_install() {
 # --- start -------------------------------------------------------------------
 
 # State of one start, for the cleanup trap.
-DEV_DIR='' CREATED_DIR='' PG_STARTED='' UNLEASH_PID_STARTED='' STARTED_OK=''
+DEV_DIR='' CREATED_DIR='' PG_STARTED='' UNLEASH_PID_STARTED='' STARTED_OK='' KEEP_DB=''
 
 # tail_logs prints the end of the server logs to stderr.
 tail_logs() {
@@ -218,6 +220,32 @@ pick_port() {
 # export_line prints one eval-able export line on stdout.
 export_line() { printf 'export %s=%s\n' "$1" "$(sh_quote "$2")"; }
 
+# start_new_postgres creates and starts a private PostgreSQL cluster on port
+# $1 in $DEV_DIR/pg, with Unleash's role and database.
+start_new_postgres() {
+	local pg_port=$1
+	mkdir -p "$DEV_DIR/pg"
+	chmod 700 "$DEV_DIR/pg"
+	if is_root; then
+		chmod 711 "$DEV_DIR"
+		chown postgres: "$DEV_DIR/pg"
+		runuser -u postgres -- test -w "$DEV_DIR/pg" ||
+			die "the postgres user cannot reach $DEV_DIR: make its parent directories traversable (chmod o+x) or choose another UNLEASH_DEV_DIR"
+	fi
+	log "starting PostgreSQL on 127.0.0.1:$pg_port"
+	# In a subshell: a signal's trap runs in this shell, whose stderr must not
+	# be redirected to the log then.
+	(as_pg "$PG_BIN/initdb" -D "$DEV_DIR/pg/data" -U postgres -A trust -E UTF8 --no-locale) >"$DEV_DIR/pg/initdb.log" 2>&1 ||
+		{ cat "$DEV_DIR/pg/initdb.log" >&2; die "initdb failed"; }
+	PG_STARTED=1
+	as_pg "$PG_BIN/pg_ctl" -D "$DEV_DIR/pg/data" -l "$DEV_DIR/pg/postgres.log" -w -t 60 \
+		-o "-p $pg_port -k $DEV_DIR/pg -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+		start >&2 || die "PostgreSQL did not start"
+	"$PG_BIN/psql" -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres -qAt -v ON_ERROR_STOP=1 \
+		-c "CREATE ROLE unleash_user LOGIN PASSWORD 'unleash_pw'" \
+		-c "CREATE DATABASE unleash OWNER unleash_user" >&2
+}
+
 cmd_start() {
 	if ! installed; then
 		if [[ ${UNLEASH_NO_INSTALL:-} == 1 ]]; then
@@ -243,10 +271,17 @@ cmd_start() {
 			STARTED_OK=1 # nothing of ours to clean up
 			die "Unleash already runs from $DEV_DIR (pid $(<"$DEV_DIR/unleash.pid")): run 'UNLEASH_DEV_DIR=$DEV_DIR $0 stop' first"
 		fi
-		if [[ -f $DEV_DIR/pg/data/postmaster.pid ]]; then
-			(as_pg "$PG_BIN/pg_ctl" -D "$DEV_DIR/pg/data" -m fast stop) >/dev/null 2>&1 || true
+		if [[ ${UNLEASH_KEEP_DB:-} == 1 ]]; then
+			[[ -d $DEV_DIR/pg/data && -f $DEV_DIR/ports ]] ||
+				{ STARTED_OK=1; die "UNLEASH_KEEP_DB=1: $DEV_DIR holds no stopped server to restart"; }
+			KEEP_DB=1
+		else
+			if [[ -f $DEV_DIR/pg/data/postmaster.pid ]]; then
+				(as_pg "$PG_BIN/pg_ctl" -D "$DEV_DIR/pg/data" -m fast stop) >/dev/null 2>&1 || true
+			fi
+			rm -rf "$DEV_DIR/pg" "$DEV_DIR/unleash.log" "$DEV_DIR/edge.env" "$DEV_DIR/ports"
 		fi
-		rm -rf "$DEV_DIR/pg" "$DEV_DIR/unleash.log" "$DEV_DIR/unleash.pid" "$DEV_DIR/watchdog.pid" "$DEV_DIR/ports"
+		rm -f "$DEV_DIR/unleash.pid" "$DEV_DIR/watchdog.pid"
 	else
 		DEV_DIR=$(mktemp -d "${TMPDIR:-/tmp}/unleash-dev.XXXXXX")
 		CREATED_DIR=1
@@ -256,38 +291,44 @@ cmd_start() {
 	((${#DEV_DIR} <= 80)) || die "UNLEASH_DEV_DIR is too long for a PostgreSQL socket path (max 80 characters): $DEV_DIR"
 
 	local pg_port http_port
-	pg_port=$(pick_port UNLEASH_DEV_PG_PORT)
-	http_port=$(pick_port UNLEASH_DEV_HTTP_PORT)
-
-	# 1. Private PostgreSQL cluster.
-	mkdir -p "$DEV_DIR/pg"
-	chmod 700 "$DEV_DIR/pg"
-	if is_root; then
-		chmod 711 "$DEV_DIR"
-		chown postgres: "$DEV_DIR/pg"
-		runuser -u postgres -- test -w "$DEV_DIR/pg" ||
-			die "the postgres user cannot reach $DEV_DIR: make its parent directories traversable (chmod o+x) or choose another UNLEASH_DEV_DIR"
+	if [[ -n $KEEP_DB ]]; then
+		# The same ports: clients of the stopped server find it again.
+		pg_port=$(sed -n 's/^pg=//p' "$DEV_DIR/ports")
+		http_port=$(sed -n 's/^http=//p' "$DEV_DIR/ports")
+		if port_in_use "$http_port"; then
+			STARTED_OK=1
+			die "port $http_port of the stopped server is in use on 127.0.0.1"
+		fi
+	else
+		pg_port=$(pick_port UNLEASH_DEV_PG_PORT)
+		http_port=$(pick_port UNLEASH_DEV_HTTP_PORT)
 	fi
-	log "starting PostgreSQL on 127.0.0.1:$pg_port"
-	# In a subshell: a signal's trap runs in this shell, whose stderr must not
-	# be redirected to the log then.
-	(as_pg "$PG_BIN/initdb" -D "$DEV_DIR/pg/data" -U postgres -A trust -E UTF8 --no-locale) >"$DEV_DIR/pg/initdb.log" 2>&1 ||
-		{ cat "$DEV_DIR/pg/initdb.log" >&2; die "initdb failed"; }
-	PG_STARTED=1
-	as_pg "$PG_BIN/pg_ctl" -D "$DEV_DIR/pg/data" -l "$DEV_DIR/pg/postgres.log" -w -t 60 \
-		-o "-p $pg_port -k $DEV_DIR/pg -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
-		start >&2 || die "PostgreSQL did not start"
-	"$PG_BIN/psql" -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres -qAt -v ON_ERROR_STOP=1 \
-		-c "CREATE ROLE unleash_user LOGIN PASSWORD 'unleash_pw'" \
-		-c "CREATE DATABASE unleash OWNER unleash_user" >&2
+
+	if [[ -n $KEEP_DB ]]; then
+		log "restarting PostgreSQL on 127.0.0.1:$pg_port with the kept database"
+		PG_STARTED=1
+		as_pg "$PG_BIN/pg_ctl" -D "$DEV_DIR/pg/data" -l "$DEV_DIR/pg/postgres.log" -w -t 60 \
+			-o "-p $pg_port -k $DEV_DIR/pg -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+			start >&2 || die "PostgreSQL did not start"
+	else
+		start_new_postgres "$pg_port"
+	fi
 	printf 'pg=%s\nhttp=%s\n' "$pg_port" "$http_port" >"$DEV_DIR/ports"
 
-	# 2. Unleash, with the admin token created at first start.
+	# 2. Unleash, with the admin token created at first start. The Edge keys
+	# are kept in the dev dir, for a restart with UNLEASH_KEEP_DB=1.
 	local -a edge_env=()
-	local edge_secret=''
+	local edge_secret='' edge_master=''
 	if [[ ${UNLEASH_EDGE:-} == 1 ]]; then
-		edge_secret=$(head -c 32 /dev/urandom | base64 -w0 | tr '+/' '-_' | tr -d '=')
-		edge_env=("EDGE_MASTER_KEY=$(head -c 32 /dev/urandom | base64 -w0)" "EDGE_CLIENT_SECRET=$edge_secret")
+		if [[ -n $KEEP_DB && -f $DEV_DIR/edge.env ]]; then
+			edge_secret=$(sed -n 's/^secret=//p' "$DEV_DIR/edge.env")
+			edge_master=$(sed -n 's/^master=//p' "$DEV_DIR/edge.env")
+		else
+			edge_secret=$(head -c 32 /dev/urandom | base64 -w0 | tr '+/' '-_' | tr -d '=')
+			edge_master=$(head -c 32 /dev/urandom | base64 -w0)
+			(umask 077 && printf 'secret=%s\nmaster=%s\n' "$edge_secret" "$edge_master" >"$DEV_DIR/edge.env")
+		fi
+		edge_env=("EDGE_MASTER_KEY=$edge_master" "EDGE_CLIENT_SECRET=$edge_secret")
 	fi
 	local url=http://127.0.0.1:$http_port
 	log "starting Unleash $UNLEASH_VERSION on $url"
@@ -310,8 +351,9 @@ cmd_start() {
 		sleep 0.2
 	done
 
-	# 3. Seed data, now that the migrations have created the tables.
-	if [[ -n ${UNLEASH_SEED_SQL:-} ]]; then
+	# 3. Seed data, now that the migrations have created the tables (a kept
+	# database has it already).
+	if [[ -n ${UNLEASH_SEED_SQL:-} && -z $KEEP_DB ]]; then
 		log "running $UNLEASH_SEED_SQL"
 		"$PG_BIN/psql" -h 127.0.0.1 -p "$pg_port" -U unleash_user -d unleash -qAt -v ON_ERROR_STOP=1 \
 			-f "$UNLEASH_SEED_SQL" >&2 || die "seed SQL $UNLEASH_SEED_SQL failed"

@@ -4,9 +4,11 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -16,6 +18,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/unleash-rotator/unleash-rotator/internal/hygiene"
 	"github.com/unleash-rotator/unleash-rotator/internal/lock"
 	"github.com/unleash-rotator/unleash-rotator/internal/rotation"
 	"github.com/unleash-rotator/unleash-rotator/internal/secret"
@@ -73,11 +76,41 @@ func newRig(t *testing.T, srv *unleashtest.Server) *rig {
 	r.admin = adminClient(t, srv.URL, srv.AdminToken, srv)
 	r.sinks = fileSinks(t, r.dirA, r.dirB, r.logger())
 	t.Cleanup(func() {
+		r.checkHygiene()
 		if t.Failed() {
 			t.Logf("rotator logs:\n%s", r.logs.String())
 		}
 	})
 	return r
+}
+
+// checkHygiene fails the test if a secret shows in the rotator's logs or in
+// its lock directory: the server's credentials, every token Unleash has, and
+// whatever the sinks hold, or anything shaped like a credential.
+func (r *rig) checkHygiene() {
+	s := hygiene.New()
+	s.Add("unleash admin token", r.srv.AdminToken)
+	s.Add("edge client secret", r.srv.EdgeClientSecret)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second) // t.Context() is done
+	defer cancel()
+	if all, err := r.admin.ListAPITokens(ctx); err == nil {
+		for _, tok := range all {
+			s.Add("a token Unleash has", tok.Secret)
+		}
+	}
+	for _, dir := range []string{r.dirA, r.dirB} {
+		_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+			if err == nil && d.Type().IsRegular() {
+				if b, err := os.ReadFile(p); err == nil {
+					s.Harvest("a file sink", b)
+				}
+			}
+			return nil
+		})
+	}
+	s.AssertClean(r.t, "rotator logs", r.logs.String())
+	files := s.AssertCleanDir(r.t, r.lockTo)
+	r.t.Logf("hygiene: %d secrets searched for in the logs and %d lock files", s.Len(), len(files))
 }
 
 func adminClient(t testing.TB, url string, token secret.Secret, srv *unleashtest.Server) *unleash.Client {

@@ -33,11 +33,13 @@ var shapes = []struct {
 }{
 	// API token: project (a name, "*", "[]", percent-encoded or not), a
 	// colon, the environment ("*" for an admin token), a dot, then the random part: hex, or a
-	// secure token's "v2_<selector>_<secret>" in base64url.
-	{regexp.MustCompile(`([A-Za-z0-9_.~*%\[\]-]+(?::|%3[Aa])[A-Za-z0-9_.~*%-]+\.)(?:v2_[A-Za-z0-9_-]{16,}|[0-9a-fA-F]{16,})`), "${1}" + Redacted},
-	// A secure token's random part on its own. (A listing's 22-character
-	// selector alone is not secret.)
-	{regexp.MustCompile(`\bv2_[A-Za-z0-9-]{16,}_[A-Za-z0-9_-]{20,}`), Redacted},
+	// secure token's "v2_<selector>_<secret>" in base64url. The environment
+	// is the shortest that fits (its name may hold dots), so that a hex run
+	// inside what could be its name goes too, on the next round.
+	{regexp.MustCompile(`([A-Za-z0-9_.~*%\[\]-]+(?::|%3[Aa])[A-Za-z0-9_.~*%-]+?\.)(?:v2_[A-Za-z0-9_-]{16,}|[0-9a-fA-F]{16,})`), "${1}" + Redacted},
+	// A secure token's random part on its own, whatever precedes it. (A
+	// listing's 22-character selector alone is not secret.)
+	{regexp.MustCompile(`v2_[A-Za-z0-9-]{16,}_[A-Za-z0-9_-]{20,}`), Redacted},
 	// Personal access token.
 	{regexp.MustCompile(`\b(user(?::|%3[Aa]))[0-9a-fA-F]{16,}`), "${1}" + Redacted},
 	// The password in a URL's user info.
@@ -52,7 +54,12 @@ func Scrub(s string, known ...Secret) string {
 		s = strings.ReplaceAll(s, v, Redacted)
 	}
 	for _, sh := range shapes {
-		s = sh.re.ReplaceAllString(s, sh.repl)
+		// A replacement can leave another match behind it: the random
+		// part after an environment whose name held a hex run. Each round
+		// removes a run of at least 16 characters.
+		for next := sh.re.ReplaceAllString(s, sh.repl); next != s; next = sh.re.ReplaceAllString(s, sh.repl) {
+			s = next
+		}
 	}
 	return s
 }

@@ -32,10 +32,16 @@ func TestScrubRemovesEverythingSecretShaped(t *testing.T) {
 		{"brackets percent-encoded", "%5B%5D%3Aproduction." + hex56, "%5B%5D%3Aproduction.REDACTED"},
 		{"secure token", "default:development." + v2Part, "default:development.REDACTED"},
 		{"secure token part alone", "got " + v2Part + ".", "got REDACTED."},
+		// Found by FuzzErrorBodies: glued to what precedes it.
+		{"secure token part after a word", "x0" + v2Part, "x0REDACTED"},
 		{"pat", "user:" + hex56, "user:REDACTED"},
 		{"pat percent-encoded", "user%3A" + hex56, "user%3AREDACTED"},
 		{"url password", "Post \"https://bot:hunter2@push.example/metrics\": EOF", "Post \"https://bot:REDACTED@push.example/metrics\": EOF"},
 		{"several", "a default:dev." + hex56 + " b user:" + hex56, "a default:dev.REDACTED b user:REDACTED"},
+		{"environment with dots", "default:prod.eu-1." + hex56, "default:prod.eu-1.REDACTED"},
+		// Found by FuzzEdgeTokens: a hex run that could be either the end of
+		// an environment's name or a token's random part goes too.
+		{"hex in what may be the environment", "default:development." + hex56[:27] + "." + hex56, "default:development.REDACTED.REDACTED"},
 		// Things that look a little like secrets but are not.
 		{"fingerprint", "sha256:0123456789ab", "sha256:0123456789ab"},
 		{"selector alone", `"secret":"tO502wgZY3iUWZButKnAsg"`, `"secret":"tO502wgZY3iUWZButKnAsg"`},

@@ -10,6 +10,7 @@ package testenv
 
 import (
 	"errors"
+	"flag"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -82,6 +83,22 @@ func ModuleRoot() (string, error) {
 		}
 		dir = parent
 	}
+}
+
+// Fuzzing reports whether the test binary runs to fuzz (go test -fuzz), as
+// the coordinator or as one of its workers. A TestMain that starts real
+// servers must not then: every worker runs TestMain, and fuzz targets use
+// no server. It parses the command line, as testing.M.Run would.
+func Fuzzing() bool {
+	if !flag.Parsed() {
+		flag.Parse()
+	}
+	for _, name := range []string{"test.fuzz", "test.fuzzworker"} {
+		if f := flag.Lookup(name); f != nil && f.Value.String() != "" && f.Value.String() != "false" {
+			return true
+		}
+	}
+	return false
 }
 
 // WithoutPrefix returns env without the variables whose names start with

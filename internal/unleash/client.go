@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -544,11 +545,18 @@ func looksLikeJSON(resp *response) bool {
 	return ct == "" && len(b) > 0 && (b[0] == '{' || b[0] == '[')
 }
 
+// contentType names a response's content type for a message. The header
+// is the server's: it is scrubbed like any text from outside, and quoted
+// when it holds bytes that are not text, which would garble the message.
 func contentType(resp *response) string {
-	if ct := resp.header.Get("Content-Type"); ct != "" {
-		return ct
+	ct := secret.Excerpt(resp.header.Get("Content-Type"), 100)
+	if ct == "" {
+		return "no content type"
 	}
-	return "no content type"
+	if q := strconv.Quote(ct); q[1:len(q)-1] != ct {
+		return q
+	}
+	return ct
 }
 
 // describeJSONError says what is wrong with a response without quoting it:

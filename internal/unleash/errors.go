@@ -20,6 +20,9 @@ import (
 // maxExcerpt caps the quote of a non-JSON error body in an [APIError].
 const maxExcerpt = 200
 
+// maxErrorItems caps the details and permissions an [APIError] keeps.
+const maxErrorItems = 5
+
 // Sentinels for classes of failure. Match them with [errors.Is]; an
 // [*APIError] matches every class its status (and Unleash error name) falls in.
 var (
@@ -239,12 +242,18 @@ func (c *Client) apiError(r *request, resp *response) error {
 	}
 	var parsed unleashErrorBody
 	if looksLikeJSON(resp) && json.Unmarshal(resp.body, &parsed) == nil && (parsed.Message != "" || parsed.Error != "" || parsed.Name != "") {
-		e.ID = parsed.ID
-		e.Name = parsed.Name
-		e.Message = c.scrub(r, firstNonEmpty(parsed.Message, parsed.Error))
-		e.Permissions = parsed.Permissions
-		for _, d := range parsed.Details {
-			e.Details = append(e.Details, ErrorDetail{Path: d.Path, Message: c.scrub(r, d.Message)})
+		// Every field is the server's text: each is scrubbed, kept on one
+		// line and cut, and only the first few details are kept, so that
+		// the error stays one readable line whatever the server sent.
+		text := func(s string, n int) string { return secret.Excerpt(s, n, r.allSecrets(c)...) }
+		e.ID = text(parsed.ID, 100)
+		e.Name = text(parsed.Name, 100)
+		e.Message = text(firstNonEmpty(parsed.Message, parsed.Error), 500)
+		for _, p := range parsed.Permissions[:min(len(parsed.Permissions), maxErrorItems)] {
+			e.Permissions = append(e.Permissions, text(p, 100))
+		}
+		for _, d := range parsed.Details[:min(len(parsed.Details), maxErrorItems)] {
+			e.Details = append(e.Details, ErrorDetail{Path: text(d.Path, 100), Message: text(d.Message, 300)})
 		}
 		return e
 	}

@@ -2,6 +2,7 @@ package unleashtest
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -23,7 +24,8 @@ var (
 //	func TestMain(m *testing.M) { os.Exit(unleashtest.Main(m, opts, nil)) }
 //
 // Under go test -short it starts no server and runs the tests, and
-// [Require] skips those that need one.
+// [Require] skips those that need one. Nor does it when the test binary
+// fuzzes (go test -fuzz): fuzz targets use none.
 //
 // When the server cannot start, Main follows the testenv rule: in CI it prints
 // the reason and returns 1 without running any test; elsewhere it prints the
@@ -37,8 +39,13 @@ func Main(m *testing.M, opts Options, use func(*Server)) int {
 	if !flag.Parsed() {
 		flag.Parse() // for testing.Short
 	}
-	if testing.Short() {
+	if testing.Short() || testenv.Fuzzing() {
 		// The fast loop: no server; Require skips the tests that need one.
+		// Fuzzing: every fuzz worker runs TestMain, and a server each would
+		// cost minutes before the first input, for targets that use none.
+		if testenv.Fuzzing() {
+			mainErr = errors.New("no Unleash server while fuzzing (go test -fuzz)")
+		}
 		if use != nil {
 			use(nil)
 		}

@@ -36,6 +36,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -102,7 +103,11 @@ type Server struct {
 
 	script string
 	devDir string
-	pid    int
+	// startEnv is the environment the server was started with, for
+	// [Server.Resume]; pid changes with each start.
+	startEnv []string
+	pidMu    sync.Mutex
+	pid      int
 
 	loginMu sync.Mutex
 	login   *http.Client
@@ -163,6 +168,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	vars, err := parseExports(stdout.String())
 	s := &Server{
 		script:           script,
+		startEnv:         env,
 		URL:              vars["UNLEASH_URL"],
 		AdminToken:       secret.New(vars["UNLEASH_ADMIN_TOKEN"]),
 		EdgeClientID:     vars["UNLEASH_EDGE_CLIENT_ID"],
@@ -194,6 +200,41 @@ func (s *Server) Stop() error {
 		_, s.stopErr = s.run(ctx, "stop", "--purge")
 	})
 	return s.stopErr
+}
+
+// Halt stops Unleash and its PostgreSQL as a crash or an outage would,
+// keeping their data: from now on, connections to URL are refused, until
+// [Server.Resume]. Tests that halt the shared server of [Main] must not run
+// in parallel with others: use a server of their own ([New]).
+func (s *Server) Halt(ctx context.Context) error {
+	_, err := s.run(ctx, "stop")
+	return err
+}
+
+// Resume starts the server [Server.Halt] stopped again, on the same
+// database, URL, admin token and Edge keys, and returns once it is healthy.
+func (s *Server) Resume(ctx context.Context) error {
+	var stdout, stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, "bash", s.script, "start")
+	cmd.Env = append(slices.Clone(s.startEnv), "UNLEASH_DEV_DIR="+s.devDir, "UNLEASH_KEEP_DB=1")
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 30 * time.Second
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("resume unleash: %w\n%s", err, tail(strings.ReplaceAll(stderr.String(), s.AdminToken.Reveal(), secret.Redacted), 40))
+	}
+	vars, err := parseExports(stdout.String())
+	if err != nil {
+		return fmt.Errorf("resume unleash: %w", err)
+	}
+	if vars["UNLEASH_URL"] != s.URL {
+		return fmt.Errorf("resume unleash: it came back at another address (%s, not %s)", vars["UNLEASH_URL"], s.URL)
+	}
+	pid, _ := strconv.Atoi(vars["UNLEASH_PID"])
+	s.pidMu.Lock()
+	s.pid = pid
+	s.pidMu.Unlock()
+	return nil
 }
 
 // SQL runs query (one or more statements) with psql on the server's
@@ -271,6 +312,8 @@ func (s *Server) CreateUserPAT(ctx context.Context, description string, expiresA
 
 // String identifies the server in test output; it holds no secret.
 func (s *Server) String() string {
+	s.pidMu.Lock()
+	defer s.pidMu.Unlock()
 	return fmt.Sprintf("unleash %s (pid %d, dir %s)", s.URL, s.pid, s.devDir)
 }
 

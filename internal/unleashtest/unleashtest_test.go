@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"syscall"
 	"testing"
 	"time"
 
@@ -115,34 +116,8 @@ func TestEdgeIssueToken(t *testing.T) {
 	t.Parallel()
 	srv := unleashtest.Require(t)
 	require.Equal(t, "enterprise-edge", srv.EdgeClientID)
-
-	body, err := json.Marshal(map[string]any{
-		"tokens": []map[string]any{{"environment": "development", "projects": []string{"default"}}},
-	})
-	require.NoError(t, err)
-	sum := sha256.Sum256(body) // json.Marshal is compact, like JSON.stringify
-	bodyHash := hex.EncodeToString(sum[:])
-	ts := time.Now().UTC().Format(time.RFC3339Nano)
-	nonce := rand.Text()
-	key, err := base64.RawURLEncoding.DecodeString(srv.EdgeClientSecret.Reveal())
-	require.NoError(t, err)
-	mac := hmac.New(sha256.New, key)
-	fmt.Fprintf(mac, "POST\n/edge/issue-token\n%s\n%s\n%s", ts, nonce, bodyHash)
-	sig := base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
-
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, srv.URL+"/edge/issue-token", bytes.NewReader(body))
-	require.NoError(t, err)
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "HMAC "+srv.EdgeClientID+":"+sig)
-	req.Header.Set("x-timestamp", ts)
-	req.Header.Set("x-nonce", nonce)
-	req.Header.Set("content-sha256", bodyHash)
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	respBody, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	require.Equal(t, http.StatusOK, resp.StatusCode, string(respBody))
+	status, respBody := issueEdgeToken(t, srv)
+	require.Equal(t, http.StatusOK, status, string(respBody))
 
 	var got struct {
 		Tokens []struct {
@@ -235,4 +210,66 @@ func TestSeedProjectsSQL(t *testing.T) {
 		assert.Contains(t, got, want)
 	}
 	assert.Empty(t, unleashtest.SeedProjectsSQL(nil, nil))
+}
+
+// issueEdgeToken asks for an edge token of default/development, signed as
+// reference §5 says.
+func issueEdgeToken(t *testing.T, srv *unleashtest.Server) (int, []byte) {
+	t.Helper()
+	body, err := json.Marshal(map[string]any{
+		"tokens": []map[string]any{{"environment": "development", "projects": []string{"default"}}},
+	})
+	require.NoError(t, err)
+	sum := sha256.Sum256(body) // json.Marshal is compact, like JSON.stringify
+	bodyHash := hex.EncodeToString(sum[:])
+	ts := time.Now().UTC().Format(time.RFC3339Nano)
+	nonce := rand.Text()
+	key, err := base64.RawURLEncoding.DecodeString(srv.EdgeClientSecret.Reveal())
+	require.NoError(t, err)
+	mac := hmac.New(sha256.New, key)
+	fmt.Fprintf(mac, "POST\n/edge/issue-token\n%s\n%s\n%s", ts, nonce, bodyHash)
+	sig := base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, srv.URL+"/edge/issue-token", bytes.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "HMAC "+srv.EdgeClientID+":"+sig)
+	req.Header.Set("x-timestamp", ts)
+	req.Header.Set("x-nonce", nonce)
+	req.Header.Set("content-sha256", bodyHash)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	respBody, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, respBody
+}
+
+// A halted server refuses connections; resumed, it serves the same
+// database at the same address, with the same admin token and Edge keys.
+func TestHaltAndResumeKeepTheDatabase(t *testing.T) {
+	t.Parallel()
+	srv := unleashtest.New(t, unleashtest.Options{Edge: true})
+	status, body := call(t, http.DefaultClient, http.MethodPost, srv.URL+"/api/admin/projects/default/api-tokens", srv.AdminToken,
+		map[string]any{"tokenName": "kept", "type": "backend", "environment": "development"})
+	require.Equal(t, http.StatusCreated, status, string(body))
+	var created struct {
+		Secret string `json:"secret"`
+	}
+	require.NoError(t, json.Unmarshal(body, &created))
+	status, edgeBefore := issueEdgeToken(t, srv)
+	require.Equal(t, http.StatusOK, status, string(edgeBefore))
+
+	require.NoError(t, srv.Halt(t.Context()))
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL+"/health", nil)
+	require.NoError(t, err)
+	_, err = http.DefaultClient.Do(req)
+	require.ErrorIs(t, err, syscall.ECONNREFUSED, "a halted server refuses connections")
+
+	require.NoError(t, srv.Resume(t.Context()))
+	status, body = call(t, http.DefaultClient, http.MethodGet, srv.URL+"/api/client/features", secret.New(created.Secret), nil)
+	assert.Equal(t, http.StatusOK, status, "a token made before the halt still works: %s", body)
+	status, edgeAfter := issueEdgeToken(t, srv)
+	require.Equal(t, http.StatusOK, status, string(edgeAfter))
+	assert.JSONEq(t, string(edgeBefore), string(edgeAfter), "the same Edge keys: issue-token returns the recorded token")
 }
