@@ -9,7 +9,13 @@
 //   - Every write replaces a file atomically (temp file in the same
 //     directory, fsync, rename, fsync of the directory): a consumer sees the
 //     old secret or the new one, never a mix, and a failed write leaves the
-//     old file untouched.
+//     old file untouched. These two fsyncs per file are what a rename needs
+//     to survive a power loss, and all the sink does: a raw write replaces
+//     two files (sidecar, then secret: four fsyncs), because the sidecar's
+//     rename must be durable before the secret's (a power loss must not
+//     keep a new secret with the old sidecar, which would make the rotator
+//     take its own secret for a foreign one). A directory the sink creates
+//     is made durable in its parent the same way.
 //   - All file operations go through an [os.Root] on the configured
 //     directory, so a destination cannot escape it, not even through a
 //     symlink. Destinations that are symlinks are refused, not replaced.
@@ -17,9 +23,28 @@
 //     and json, in a "<file>.meta.json" sidecar for raw), stored so that
 //     [Sink.Get] can tell which token is on disk even after a crash between
 //     two writes.
-//   - [Sink.Put] is a check-and-set on a hash of the file's bytes, under an
-//     exclusive flock on a lock file next to the target (".<name>.lock",
-//     left in place: removing it would let two writers lock different files).
+//   - [Sink.Put] is a check-and-set on a hash of the file's bytes: of
+//     writers that read the same version, one wins and the others get
+//     [rotation.ErrConflict].
+//   - A write costs the same whatever else its directory holds: the temp
+//     files of crashed writes are removed once per directory and process,
+//     before the process's first write there, with one listing.
+//
+// What serialises writers, so that the check and the rename are one step:
+//
+//   - Inside one process, an in-memory lock per destination, shared by every
+//     Sink of the process (keyed by absolute path). The engine writes
+//     lineages concurrently, never two lineages to one destination; other
+//     writes of the process to the directory wait for its clean-up.
+//   - Across processes, the rotation lock ([rotation.Locker]), and nothing
+//     in the sink: every pass that writes holds it, and only passes write,
+//     so two rotators never write into a sink at once, and the clean-up
+//     cannot remove another process's temp file in use. Earlier versions
+//     kept an empty ".<name>.lock" next to each destination for an flock;
+//     the clean-up removes them. Processes that write one directory without
+//     sharing the rotation lock (different lock directories, or rotators of
+//     different Unleash instances writing the same files) are not
+//     serialised: give each directory one rotator.
 package file
 
 import (
@@ -40,6 +65,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/unleash-rotator/unleash-rotator/internal/fsutil"
 	"github.com/unleash-rotator/unleash-rotator/internal/rotation"
 	"github.com/unleash-rotator/unleash-rotator/internal/secret"
 	"github.com/unleash-rotator/unleash-rotator/internal/sinks"
@@ -239,18 +265,21 @@ func (s *Sink) Put(ctx context.Context, dest string, rec rotation.Record, prev s
 	return nil
 }
 
-// write does Put's check-and-set and replaces the file(s), under the lock.
+// write does Put's check-and-set and replaces the file(s), holding the
+// destination's lock (see the package doc).
 func (s *Sink) write(ctx context.Context, root *os.Root, dest string, content []byte, meta sinks.MetadataJSON, prev string) error {
-	if dir := path.Dir(dest); dir != "." {
-		if err := root.MkdirAll(dir, s.dirMode()); err != nil {
+	dir := path.Dir(dest)
+	if dir != "." {
+		if err := fsutil.MkdirAll(root, dir, s.dirMode()); err != nil {
 			return s.explain(dest, err)
 		}
 	}
-	unlock, err := lock(ctx, root, dest)
+	unlock, err := writers.lockDest(ctx, s.path(dest))
 	if err != nil {
-		return s.explain(dest, err)
+		return fmt.Errorf("put %s: waiting for another write of it: %w", s.path(dest), err)
 	}
 	defer unlock()
+	defer writers.enterDir(s.path(dir), func() { s.cleanDir(root, dir) })()
 	cur, err := s.readMain(root, dest)
 	if err != nil {
 		return err
@@ -258,7 +287,6 @@ func (s *Sink) write(ctx context.Context, root *os.Root, dest string, content []
 	if version(cur) != prev {
 		return fmt.Errorf("put %s: %w", s.path(dest), rotation.ErrConflict)
 	}
-	s.removeStale(root, dest)
 	if s.format == FormatRaw {
 		// The sidecar goes first and keeps the entry of the secret still
 		// on disk, so that a crash before the secret's rename leaves
