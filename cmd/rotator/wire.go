@@ -41,7 +41,7 @@ type rotator struct {
 // could survive (an unreadable CA file); a sink that cannot be set up (Vault
 // unreachable, a missing directory) blocks just the lineages that use it.
 func build(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*rotator, error) {
-	client, err := unleash.New(cfg.Unleash, unleash.WithUserAgent("unleash-rotator/"+version))
+	client, err := unleash.New(cfg.Unleash, unleash.WithUserAgent("unleash-rotator/"+version), unleash.WithConcurrency(cfg.Concurrency))
 	if err != nil {
 		return nil, err
 	}

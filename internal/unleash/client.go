@@ -30,6 +30,16 @@ const (
 	// maxErrorBodyBytes caps how much of an error response is read.
 	maxErrorBodyBytes = 64 << 10
 
+	// maxDrainBytes is how much of an unread response body is read and
+	// discarded so that its connection can carry the next request; a longer
+	// rest is cheaper to drop with the connection.
+	maxDrainBytes = 256 << 10
+
+	// DefaultConcurrency is how many requests a client expects to have in
+	// flight at once when [WithConcurrency] is not given: the rotator's
+	// default concurrency.
+	DefaultConcurrency = 4
+
 	defaultUserAgent = "unleash-rotator"
 )
 
@@ -73,15 +83,16 @@ type Client struct {
 type Option func(*options) error
 
 type options struct {
-	hc        *http.Client
-	tls       *tls.Config
-	userAgent string
-	bearer    bool
-	timeout   time.Duration
-	retry     RetryPolicy
-	maxBody   int64
-	edge      *edgeCredentials
-	now       func() time.Time
+	hc          *http.Client
+	concurrency int
+	tls         *tls.Config
+	userAgent   string
+	bearer      bool
+	timeout     time.Duration
+	retry       RetryPolicy
+	maxBody     int64
+	edge        *edgeCredentials
+	now         func() time.Time
 }
 
 // WithHTTPClient makes the client send its requests through hc. It cannot be
@@ -92,6 +103,22 @@ func WithHTTPClient(hc *http.Client) Option {
 			return errors.New("nil http client")
 		}
 		o.hc = hc
+		return nil
+	}
+}
+
+// WithConcurrency says how many requests the caller makes at once (the
+// rotator's concurrency; default [DefaultConcurrency]): the client keeps
+// that many connections to the server alive between requests, so that
+// requests at that concurrency reuse them instead of opening (and, over
+// TLS, handshaking) new ones. It configures the client's own transport and
+// cannot be combined with [WithHTTPClient].
+func WithConcurrency(n int) Option {
+	return func(o *options) error {
+		if n < 1 {
+			return fmt.Errorf("concurrency must be at least 1, got %d", n)
+		}
+		o.concurrency = n
 		return nil
 	}
 }
@@ -214,12 +241,10 @@ func NewClient(baseURL string, token secret.Secret, opts ...Option) (*Client, er
 	}
 	hc := o.hc
 	switch {
-	case hc != nil && o.tls != nil:
-		return nil, errors.New("unleash: TLS options cannot be combined with WithHTTPClient; configure that client's transport instead")
+	case hc != nil && (o.tls != nil || o.concurrency != 0):
+		return nil, errors.New("unleash: TLS and concurrency options cannot be combined with WithHTTPClient; configure that client's transport instead")
 	case hc == nil:
-		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.TLSClientConfig = o.tlsConfig()
-		hc = &http.Client{Transport: tr}
+		hc = &http.Client{Transport: newTransport(o)}
 	}
 	// Never follow redirects: a redirected DELETE or PUT would carry the token
 	// in its path to wherever the Location points, and a redirect almost
@@ -239,6 +264,23 @@ func NewClient(baseURL string, token secret.Secret, opts ...Option) (*Client, er
 		edge:      o.edge,
 		now:       o.now,
 	}, nil
+}
+
+// newTransport returns the client's own transport: Go's defaults (proxy
+// from the environment, HTTP/2 over TLS, keep-alive), with o's TLS
+// settings, keeping alive as many idle connections to the server as the
+// caller has requests in flight. Go's default keeps 2, so that a pass at
+// concurrency 4 or 8 closed and re-opened connections all along.
+func newTransport(o options) *http.Transport {
+	n := o.concurrency
+	if n == 0 {
+		n = DefaultConcurrency
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = o.tlsConfig()
+	tr.MaxIdleConnsPerHost = n
+	tr.MaxIdleConns = max(tr.MaxIdleConns, n)
+	return tr
 }
 
 func parseBaseURL(raw string) (*url.URL, error) {
@@ -397,7 +439,12 @@ func (c *Client) send(ctx context.Context, r *request, body []byte) (*response, 
 	if err != nil {
 		return nil, c.transportError(r, err)
 	}
-	defer resp.Body.Close()
+	defer func() {
+		// Whatever was not read (the rest of a long error body) is read
+		// now: a body read to its end lets the connection be reused.
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrainBytes))
+		_ = resp.Body.Close()
+	}()
 
 	ok := resp.StatusCode >= 200 && resp.StatusCode < 300
 	if ok && r.drain {
