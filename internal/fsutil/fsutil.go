@@ -31,6 +31,14 @@ const TempInfix = ".tmp-"
 
 const tempSuffixLen = 16
 
+// Errors of [ReadBeneath].
+var (
+	// ErrTooLarge: the file is larger than the limit.
+	ErrTooLarge = errors.New("file is larger than the limit")
+	// ErrDir: the directory itself cannot be opened.
+	ErrDir = errors.New("cannot open the directory")
+)
+
 // Replace atomically replaces name, relative to root, with the content
 // fill writes: it creates a temp file in the same directory (mode mode),
 // lets fill write it (and change its owner, if need be), sets mode

@@ -40,6 +40,32 @@ func BenchmarkPutGet(b *testing.B) {
 	}
 }
 
+// BenchmarkGet measures a read of a destination, what a steady pass does
+// for each one: through openat2, and through os.Root where the kernel lacks
+// it.
+func BenchmarkGet(b *testing.B) {
+	for _, format := range formats {
+		for _, reader := range []string{"openat2", "root"} {
+			b.Run(string(format)+"/"+reader, func(b *testing.B) {
+				s, err := New(Config{Dir: b.TempDir(), Format: format, Fields: fields(format)}, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				s.noOpenat2.Store(reader == "root")
+				if err := s.Put(b.Context(), "default/token", testRecord("default:production.aaaa1111"), ""); err != nil {
+					b.Fatal(err)
+				}
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := s.Get(b.Context(), "default/token"); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
+
 // BenchmarkPutDirSize measures one write against the number of other
 // destinations in the same directory: the cost must not grow with it (a
 // first pass writes thousands of destinations into one directory).

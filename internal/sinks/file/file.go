@@ -62,6 +62,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -105,6 +106,9 @@ type Sink struct {
 	// writeTemp writes a temp file's content. It is a seam for tests, which
 	// make it fail mid-write as a full disk would.
 	writeTemp func(w io.Writer, data []byte) error
+	// noOpenat2 is set once the kernel refused openat2: Get then reads
+	// through os.Root.
+	noOpenat2 atomic.Bool
 }
 
 var _ rotation.Sink = (*Sink)(nil)
@@ -174,17 +178,14 @@ func (s *Sink) Get(ctx context.Context, dest string) (rotation.Record, error) {
 	if err := s.checkDest(dest); err != nil {
 		return rotation.Record{}, err
 	}
-	root, err := s.openRoot()
-	if err != nil {
-		return rotation.Record{}, err
-	}
-	defer root.Close()
+	r := &reader{s: s}
+	defer r.close()
 	// A raw file's metadata is in a sidecar, written just before the file.
 	// If a Put replaces both between our two reads, the sidecar may no
 	// longer describe the file we read: read again rather than report the
 	// secret as foreign.
 	for attempt := 0; ; attempt++ {
-		data, err := s.readMain(root, dest)
+		data, err := r.read(dest)
 		if err != nil {
 			return rotation.Record{}, err
 		}
@@ -196,14 +197,67 @@ func (s *Sink) Get(ctx context.Context, dest string) (rotation.Record, error) {
 			return rotation.Record{}, fmt.Errorf("get %s: %w", s.path(dest), err)
 		}
 		if s.format == FormatRaw {
-			meta = s.readSidecar(root, dest)[secret.Fingerprint(v)]
+			meta = s.readSidecar(r, dest)[secret.Fingerprint(v)]
 			if meta == nil && attempt < 2 {
-				if again, err := s.readMain(root, dest); err == nil && !bytes.Equal(again, data) {
+				if again, err := r.read(dest); err == nil && !bytes.Equal(again, data) {
 					continue
 				}
 			}
 		}
 		return record(v, meta, data), nil
+	}
+}
+
+// reader reads the files of one Get, or of one Put on the root it holds.
+// Get reads through [fsutil.ReadBeneath], a few system calls per file
+// (a steady pass reads every destination), unless the kernel lacks
+// openat2: then, and for Put, it reads through an [os.Root], which
+// resolves names the same way.
+type reader struct {
+	s     *Sink
+	root  *os.Root
+	owned bool // root was opened by the reader, which closes it
+}
+
+// read returns the content of name: nil if it does not exist. It refuses
+// anything but a regular file, because Put replaces by rename and would
+// otherwise replace a symlink instead of writing where it points.
+func (r *reader) read(name string) ([]byte, error) {
+	s := r.s
+	if r.root == nil && !s.noOpenat2.Load() {
+		data, mode, err := fsutil.ReadBeneath(s.dir, name, maxFileSize)
+		switch {
+		case errors.Is(err, errors.ErrUnsupported):
+			s.noOpenat2.Store(true)
+		case errors.Is(err, fsutil.ErrDir):
+			return nil, explainDir(s.dir, err)
+		case errors.Is(err, fs.ErrNotExist):
+			return nil, nil
+		case errors.Is(err, fsutil.ErrTooLarge):
+			return nil, s.tooLarge(name)
+		case errors.Is(err, syscall.EXDEV):
+			return nil, fmt.Errorf("read %s: a symbolic link on the way leads out of %s", s.path(name), s.dir)
+		case err != nil:
+			return nil, fmt.Errorf("read %s: %w", s.path(name), err)
+		case mode != 0:
+			return nil, s.notRegular(name, mode)
+		default:
+			return data, nil
+		}
+	}
+	if r.root == nil {
+		root, err := s.openRoot()
+		if err != nil {
+			return nil, err
+		}
+		r.root, r.owned = root, true
+	}
+	return s.readMain(r.root, name)
+}
+
+func (r *reader) close() {
+	if r.owned {
+		_ = r.root.Close()
 	}
 }
 
@@ -330,9 +384,8 @@ func (s *Sink) openRoot() (*os.Root, error) {
 	return root, nil
 }
 
-// readMain returns the content of name: nil if it does not exist. It
-// refuses anything but a regular file, because Put replaces by rename and
-// would otherwise replace a symlink instead of writing where it points.
+// readMain returns the content of name through root: nil if it does not
+// exist (see [reader.read]).
 func (s *Sink) readMain(root *os.Root, name string) ([]byte, error) {
 	fi, err := root.Lstat(name)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -342,23 +395,32 @@ func (s *Sink) readMain(root *os.Root, name string) ([]byte, error) {
 		return nil, fmt.Errorf("read %s: %w", s.path(name), err)
 	}
 	if !fi.Mode().IsRegular() {
-		what := "not a regular file"
-		switch {
-		case fi.Mode()&fs.ModeSymlink != 0:
-			what = "a symbolic link"
-		case fi.IsDir():
-			what = "a directory"
-		}
-		return nil, fmt.Errorf("%s is %s: the file sink replaces files by rename and does not follow links; point the destination at the file itself", s.path(name), what)
+		return nil, s.notRegular(name, fi.Mode())
 	}
 	if fi.Size() > maxFileSize {
-		return nil, fmt.Errorf("%s is larger than %d bytes: not a secret file", s.path(name), maxFileSize)
+		return nil, s.tooLarge(name)
 	}
 	data, err := root.ReadFile(name)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", s.path(name), err)
 	}
 	return data, nil
+}
+
+// notRegular says why name, of type mode, cannot be a destination.
+func (s *Sink) notRegular(name string, mode fs.FileMode) error {
+	what := "not a regular file"
+	switch {
+	case mode&fs.ModeSymlink != 0:
+		what = "a symbolic link"
+	case mode.IsDir():
+		what = "a directory"
+	}
+	return fmt.Errorf("%s is %s: the file sink replaces files by rename and does not follow links; point the destination at the file itself", s.path(name), what)
+}
+
+func (s *Sink) tooLarge(name string) error {
+	return fmt.Errorf("%s is larger than %d bytes: not a secret file", s.path(name), maxFileSize)
 }
 
 // path returns the absolute path of name, for errors and logs.

@@ -998,3 +998,52 @@ func TestCreatedDirectoriesFollowTheFileMode(t *testing.T) {
 		}
 	}
 }
+
+// TestGetReaders runs Get through both of its readers: openat2 (the fast
+// one) and os.Root (where the kernel lacks openat2). They must agree on
+// every kind of content a destination can have.
+func TestGetReaders(t *testing.T) {
+	t.Parallel()
+	for _, fast := range []bool{true, false} {
+		t.Run(map[bool]string{true: "openat2", false: "root"}[fast], func(t *testing.T) {
+			t.Parallel()
+			s := newSink(t, Config{Format: FormatEnv})
+			s.noOpenat2.Store(!fast)
+			put(t, s, "team/token", testRecord("value000"))
+			outside := t.TempDir()
+			require.NoError(t, os.WriteFile(filepath.Join(outside, "token"), []byte("UNLEASH_API_TOKEN=outside0\n"), 0o600))
+			require.NoError(t, os.Symlink(filepath.Join(outside, "token"), s.path("link")))
+			require.NoError(t, os.Symlink(outside, s.path("out")))
+			require.NoError(t, os.Symlink("team", s.path("in")))
+			require.NoError(t, os.Mkdir(s.path("dir"), 0o700))
+			require.NoError(t, syscall.Mkfifo(s.path("fifo"), 0o600))
+			require.NoError(t, os.WriteFile(s.path("big"), make([]byte, maxFileSize+1), 0o600))
+			require.NoError(t, os.WriteFile(s.path("file"), []byte("x"), 0o600))
+
+			got, err := s.Get(t.Context(), "team/token")
+			require.NoError(t, err)
+			assert.Equal(t, "value000", got.Secret.Reveal())
+			got, err = s.Get(t.Context(), "in/token")
+			require.NoError(t, err, "a link to a directory inside is followed, as os.Root does")
+			assert.Equal(t, "value000", got.Secret.Reveal())
+			for dest, want := range map[string]string{
+				"link":      "is a symbolic link",
+				"out/token": s.dir,
+				"dir":       "is a directory",
+				"fifo":      "is not a regular file",
+				"big":       "is larger than",
+				"file/x":    "not a directory",
+			} {
+				_, err := s.Get(t.Context(), dest)
+				require.Error(t, err, dest)
+				assert.NotErrorIs(t, err, rotation.ErrEmpty, dest)
+				assert.Contains(t, err.Error(), want, dest)
+			}
+			for _, dest := range []string{"missing", "no/such/token"} {
+				_, err := s.Get(t.Context(), dest)
+				require.ErrorIs(t, err, rotation.ErrEmpty, dest)
+			}
+			assert.Equal(t, !fast, s.noOpenat2.Load(), "the reader asked for was used")
+		})
+	}
+}

@@ -209,8 +209,8 @@ const sidecarSuffix = ".meta.json"
 
 // readSidecar returns the sidecar's entries of a raw file, or nil. A
 // missing or broken sidecar only means the secret is not described.
-func (s *Sink) readSidecar(root *os.Root, name string) map[string]*sinks.MetadataJSON {
-	data, err := s.readMain(root, name+sidecarSuffix)
+func (s *Sink) readSidecar(r *reader, name string) map[string]*sinks.MetadataJSON {
+	data, err := r.read(name + sidecarSuffix)
 	if err != nil || len(data) == 0 {
 		return nil
 	}
@@ -229,7 +229,7 @@ func (s *Sink) writeSidecar(root *os.Root, name string, meta sinks.MetadataJSON,
 	if len(cur) > 0 {
 		if v, _, err := s.decode(cur); err == nil {
 			fp := secret.Fingerprint(v)
-			if old := s.readSidecar(root, name)[fp]; old != nil && fp != meta.Fingerprint {
+			if old := s.readSidecar(&reader{s: s, root: root}, name)[fp]; old != nil && fp != meta.Fingerprint {
 				sc.Secrets[fp] = old
 			}
 		}
