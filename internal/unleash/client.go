@@ -108,10 +108,10 @@ func WithHTTPClient(hc *http.Client) Option {
 }
 
 // WithConcurrency says how many requests the caller makes at once (the
-// rotator's concurrency; default [DefaultConcurrency]): the client keeps
-// that many connections to the server alive between requests, so that
-// requests at that concurrency reuse them instead of opening (and, over
-// TLS, handshaking) new ones. It configures the client's own transport and
+// rotator's concurrency; default [DefaultConcurrency]): the client opens
+// at most that many connections to the server and keeps them alive between
+// requests, so that requests reuse them instead of opening (and, over TLS,
+// handshaking) new ones. It configures the client's own transport and
 // cannot be combined with [WithHTTPClient].
 func WithConcurrency(n int) Option {
 	return func(o *options) error {
@@ -268,9 +268,13 @@ func NewClient(baseURL string, token secret.Secret, opts ...Option) (*Client, er
 
 // newTransport returns the client's own transport: Go's defaults (proxy
 // from the environment, HTTP/2 over TLS, keep-alive), with o's TLS
-// settings, keeping alive as many idle connections to the server as the
-// caller has requests in flight. Go's default keeps 2, so that a pass at
-// concurrency 4 or 8 closed and re-opened connections all along.
+// settings, and as many connections to the server as the caller has
+// requests in flight, kept alive between requests. Go's default keeps 2
+// idle, so a pass at concurrency 4 or 8 closed and re-opened connections
+// all along. The cap makes a request that starts while another's
+// connection is on its way back to the pool wait for it rather than dial
+// one more; a caller with more requests in flight than it said would see
+// them queue, not fail.
 func newTransport(o options) *http.Transport {
 	n := o.concurrency
 	if n == 0 {
@@ -279,6 +283,7 @@ func newTransport(o options) *http.Transport {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = o.tlsConfig()
 	tr.MaxIdleConnsPerHost = n
+	tr.MaxConnsPerHost = n
 	tr.MaxIdleConns = max(tr.MaxIdleConns, n)
 	return tr
 }
