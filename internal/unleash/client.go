@@ -463,7 +463,7 @@ func (c *Client) send(ctx context.Context, r *request, body []byte) (*response, 
 	if !ok {
 		limit = maxErrorBodyBytes
 	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	data, err := readBody(resp, limit)
 	if err != nil {
 		return nil, c.transportError(r, err)
 	}
@@ -475,6 +475,21 @@ func (c *Client) send(ctx context.Context, r *request, body []byte) (*response, 
 		}
 	}
 	return &response{status: resp.StatusCode, header: resp.Header, body: data}, nil
+}
+
+// readBody reads up to limit+1 bytes of resp's body; when its length is
+// announced, into a buffer of that length (a listing is hundreds of
+// kilobytes, which io.ReadAll reaches by growing and copying its buffer a
+// dozen times). HTTP's framing guarantees no more than that length.
+func readBody(resp *http.Response, limit int64) ([]byte, error) {
+	if resp.ContentLength <= 0 || resp.ContentLength > limit {
+		return io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	}
+	buf := make([]byte, resp.ContentLength)
+	if _, err := io.ReadFull(resp.Body, buf); err != nil {
+		return nil, err
+	}
+	return buf, nil
 }
 
 func (c *Client) authorize(req *http.Request, r *request, body []byte) error {
@@ -504,6 +519,10 @@ func (c *Client) authorize(req *http.Request, r *request, body []byte) error {
 	return nil
 }
 
+// presizer is a response that sizes its slices from the body before it is
+// decoded into, sparing the decoder from growing them.
+type presizer interface{ presize(body []byte) }
+
 func (c *Client) decode(r *request, resp *response, out any) error {
 	if out == nil || r.drain {
 		return nil
@@ -517,6 +536,9 @@ func (c *Client) decode(r *request, resp *response, out any) error {
 		// scrubbing recognises.
 		return fmt.Errorf("unleash: %s %s: expected a JSON response, got %s (is the base URL the Unleash server's address?); "+
 			"its %d bytes are not shown, as they may hold secrets", r.method, r.displayPath(), contentType(resp), len(resp.body))
+	}
+	if p, ok := out.(presizer); ok {
+		p.presize(resp.body)
 	}
 	if err := json.Unmarshal(resp.body, out); err != nil {
 		return fmt.Errorf("unleash: %s %s: malformed JSON response: %s", r.method, r.displayPath(), describeJSONError(err))
