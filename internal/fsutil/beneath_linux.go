@@ -59,20 +59,25 @@ func ReadBeneath(dir, name string, limit int64) ([]byte, fs.FileMode, error) {
 	if st.Size > limit {
 		return nil, 0, ErrTooLarge
 	}
-	// One byte more than the size, to see the end in the same read.
+	// One byte more than the size: a short read of a regular file is its
+	// end, so a file that did not grow meanwhile takes one read.
 	buf := make([]byte, 0, st.Size+1)
 	for int64(len(buf)) <= limit {
 		if len(buf) == cap(buf) {
 			buf = append(buf, 0)[:len(buf)]
 		}
+		want := cap(buf) - len(buf)
 		n, err := retryEINTR(func() (int, error) { return unix.Read(fd, buf[len(buf):cap(buf)]) })
 		if err != nil {
 			return nil, 0, &fs.PathError{Op: "read", Path: name, Err: err}
 		}
-		if n == 0 {
+		buf = buf[:len(buf)+n]
+		if n < want {
+			if int64(len(buf)) > limit {
+				break
+			}
 			return buf, 0, nil
 		}
-		buf = buf[:len(buf)+n]
 	}
 	return nil, 0, ErrTooLarge
 }
