@@ -24,9 +24,12 @@ demo: ## run the rotator against a local Unleash with a file sink, and show what
 	scripts/demo.sh
 
 .PHONY: test-deps
-test-deps: ## install the real servers the tests use (PostgreSQL, Unleash 8.2.0, Vault dev server)
+test-deps: ## install the real servers and tools the tests use (PostgreSQL, Unleash 8.2.0, Vault dev server, kube-apiserver + etcd, helm, kustomize)
 	scripts/unleash-dev.sh install
 	scripts/vaultdev-build.sh >/dev/null
+	scripts/kube-apiserver-build.sh >/dev/null
+	scripts/tools.sh helm >/dev/null
+	scripts/tools.sh kustomize >/dev/null
 
 .PHONY: test
 test: test-deps ## run every test, against real Unleash and Vault servers, with the race detector
@@ -37,10 +40,10 @@ test-unit: ## the fast loop: go test -short, no server (tests that need one skip
 	$(GO) test -short -count=1 $(PKGS)
 
 .PHONY: lint
-lint: ## go vet, golangci-lint and govulncheck (pinned), shellcheck, no tracked file over 1 MB
-	$(GO) vet ./... && (cd tools/vaultdev && $(GO) vet ./...)
+lint: ## go vet, golangci-lint and govulncheck (pinned) on every module, shellcheck, no tracked file over 1 MB
+	$(GO) vet ./... && (cd tools/vaultdev && $(GO) vet ./...) && (cd tools/monitoringcheck && $(GO) vet ./...)
 	lint=$$(scripts/tools.sh golangci-lint); \
-	$$lint run ./... && (cd tools/vaultdev && $$lint run ./...)
+	$$lint run ./... && (cd tools/vaultdev && $$lint run ./...) && (cd tools/monitoringcheck && $$lint run ./...)
 	@command -v shellcheck >/dev/null || { echo "shellcheck is not installed: apt-get install shellcheck (.ci/run installs it)" >&2; exit 1; }
 	shellcheck scripts/*.sh .ci/run
 	@big=$$(git ls-files -z | xargs -0 -r stat -c '%s	%n' -- 2>/dev/null | awk -F '\t' '$$1 > 1048576 { print "  " $$2 " (" $$1 " bytes)" }'); \

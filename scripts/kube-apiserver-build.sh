@@ -75,9 +75,9 @@ build() {
 	mod=$gomodcache/cache/download/k8s.io/kubernetes/@v/v$KUBE_VERSION.mod
 	# k8s.io/kubernetes replaces each staging module with ./staging/...; those
 	# replaces do not apply to a dependent module, so pin each one instead.
-	for m in $(awk '/=> \.\/staging/ { print $1 }' "$mod"); do
+	while read -r m; do
 		go mod edit "-replace=$m=$m@$staging"
-	done
+	done < <(awk '/=> \.\/staging/ { print $1 }' "$mod")
 	go mod edit "-require=k8s.io/kubernetes@v$KUBE_VERSION"
 	cp "$gomodcache/k8s.io/kubernetes@v$KUBE_VERSION/cmd/kube-apiserver/apiserver.go" main.go
 	chmod u+w main.go

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/robfig/cron/v3"
 
+	"github.com/unleash-rotator/unleash-rotator/internal/lock/lease"
 	"github.com/unleash-rotator/unleash-rotator/internal/rotation"
 )
 
@@ -66,33 +67,64 @@ func (a *app) runDaemon(args []string) int {
 		return exitUsage
 	}
 	cl := cronLogger{logger}
-	c := cron.New(cron.WithLocation(cfg.Location), cron.WithLogger(cl))
 	// One wrapped job for the initial and the scheduled passes, so that
 	// SkipIfStillRunning covers both. Recover is not cron's default,
 	// whatever its docs say (robfig/cron#380).
 	job := cron.NewChain(cron.Recover(cl), cron.SkipIfStillRunning(cl)).Then(cron.FuncJob(func() {
 		r.scheduledPass(work, stopping, state)
 	}))
-	id := c.Schedule(sched, job)
-	c.Start()
-	logger.Info("rotator started", "version", version, "schedule", cfg.Schedule, "timezone", cfg.Location.String(),
-		"next_pass", c.Entry(id).Next, "targets", len(cfg.Targets), "metrics", cfg.Metrics.Listen)
-	initial := make(chan struct{}) // closed when the initial pass is over
-	if *noInitial {
-		close(initial)
+	initialPass := !*noInitial
+	// lead schedules passes until ctx is done, then waits for the pass in
+	// progress: the whole life of the daemon, or one term as leader (each
+	// term starts with a pass: the last leader may have died in one).
+	lead := func(ctx context.Context) {
+		c := cron.New(cron.WithLocation(cfg.Location), cron.WithLogger(cl))
+		id := c.Schedule(sched, job)
+		c.Start()
+		logger.Info("scheduling passes", "schedule", cfg.Schedule, "timezone", cfg.Location.String(), "next_pass", c.Entry(id).Next)
+		initial := make(chan struct{}) // closed when the initial pass is over
+		if initialPass {
+			go func() { defer close(initial); job.Run() }()
+		} else {
+			close(initial)
+		}
+		<-ctx.Done()
+		<-c.Stop().Done() // no new passes; done once a scheduled one returns
+		<-initial
+	}
+	stop, stopLeading := context.WithCancel(context.Background())
+	defer stopLeading()
+	go func() { <-stopping; stopLeading() }()
+	done := make(chan error, 1)
+	logger.Info("rotator started", "version", version, "targets", len(cfg.Targets), "metrics", cfg.Metrics.Listen, "lock", cfg.Lock.Type)
+	if cfg.Lock.Type == "kubernetes" {
+		// Replicas elect one leader, which alone runs passes; a new leader
+		// starts with a pass. Each pass still holds the pass Lease, so a
+		// manual run never overlaps one.
+		el, err := lease.NewElector(cfg.Lock.Kubernetes, logger)
+		if err != nil {
+			fmt.Fprintf(a.stderr, "rotator run: %v\n", err)
+			return exitUsage
+		}
+		state.elector = el
+		go func() { done <- el.Run(stop, lead) }()
 	} else {
-		go func() { defer close(initial); job.Run() }()
+		go func() { lead(stop); done <- nil }()
 	}
 
-	<-stopping
-	stopped := c.Stop() // no new passes; done once a scheduled one returns
-	finished := make(chan struct{})
-	go func() { <-stopped.Done(); <-initial; close(finished) }()
 	select {
-	case <-finished:
+	case err := <-done:
+		// The election gave up before any stop: missing permissions or
+		// rejected credentials. Restarting will not help until fixed.
+		logger.Error("cannot run passes", "err", err)
+		return exitFailed
+	case <-stopping:
+	}
+	select {
+	case <-done:
 		logger.Info("stopped")
 	case <-work.Done():
-		<-finished
+		<-done
 		logger.Warn("stopped; the pass in progress was abandoned")
 	}
 	return exitOK
@@ -133,6 +165,12 @@ func (r *rotator) scheduledPass(work context.Context, stopping <-chan struct{}, 
 // daemonState is what /healthz and /readyz report.
 type daemonState struct {
 	passTimeout time.Duration
+	// elector, with a Kubernetes lock, says which replica runs passes.
+	elector interface {
+		IsLeader() bool
+		Leader() string
+		Identity() string
+	}
 
 	mu      sync.Mutex
 	running time.Time // start of the pass in progress, or zero
@@ -172,13 +210,30 @@ func (s *daemonState) healthy() (bool, string) {
 	return true, ""
 }
 
+// readiness is the leader's last pass, and says who leads. A stand-by
+// replica is ready: it runs no pass until it leads, and a rollout must not
+// wait for it to.
 func (s *daemonState) readiness() (bool, string) {
+	who := ""
+	if e := s.elector; e != nil {
+		if !e.IsLeader() {
+			leader := e.Leader()
+			if leader == "" {
+				leader = "not elected yet"
+			}
+			return true, fmt.Sprintf("standby (%s): the leader is %s", e.Identity(), leader)
+		}
+		who = fmt.Sprintf("leader (%s): ", e.Identity())
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.ready && s.reason == "" {
-		return false, "no pass has completed yet"
+	switch {
+	case !s.ready && s.reason == "":
+		return false, who + "no pass has completed yet"
+	case !s.ready:
+		return false, who + s.reason
 	}
-	return s.ready, s.reason
+	return true, who + "ok"
 }
 
 // serve starts the metrics and health endpoints.
@@ -204,11 +259,13 @@ func (r *rotator) serve(addr string, state *daemonState) (*http.Server, error) {
 func probe(check func() (bool, string)) http.HandlerFunc {
 	return func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if ok, why := check(); !ok {
+		ok, why := check()
+		if !ok {
 			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = fmt.Fprintln(w, why)
-			return
 		}
-		_, _ = fmt.Fprintln(w, "ok")
+		if why == "" {
+			why = "ok"
+		}
+		_, _ = fmt.Fprintln(w, why)
 	}
 }

@@ -12,11 +12,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/unleash-rotator/unleash-rotator/internal/config"
+	"github.com/unleash-rotator/unleash-rotator/internal/kube"
 	"github.com/unleash-rotator/unleash-rotator/internal/lock"
+	"github.com/unleash-rotator/unleash-rotator/internal/lock/lease"
 	"github.com/unleash-rotator/unleash-rotator/internal/metrics"
 	"github.com/unleash-rotator/unleash-rotator/internal/notify"
 	"github.com/unleash-rotator/unleash-rotator/internal/rotation"
 	"github.com/unleash-rotator/unleash-rotator/internal/sinks/file"
+	kubesink "github.com/unleash-rotator/unleash-rotator/internal/sinks/kubernetes"
 	"github.com/unleash-rotator/unleash-rotator/internal/sinks/vault"
 	"github.com/unleash-rotator/unleash-rotator/internal/unleash"
 	"github.com/unleash-rotator/unleash-rotator/internal/unleash/backend"
@@ -41,6 +44,8 @@ type rotator struct {
 // could survive (an unreadable CA file); a sink that cannot be set up (Vault
 // unreachable, a missing directory) blocks just the lineages that use it.
 func build(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*rotator, error) {
+	// client-go logs through klog; send what it says to our logger.
+	kube.RouteKlog(logger)
 	client, err := unleash.New(cfg.Unleash, unleash.WithUserAgent("unleash-rotator/"+version), unleash.WithConcurrency(cfg.Concurrency))
 	if err != nil {
 		return nil, err
@@ -50,6 +55,11 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*rotat
 		return nil, err
 	}
 	r := &rotator{cfg: cfg, logger: logger, client: client, sinks: map[string]rotation.Sink{}, sinkErrs: map[string]error{}}
+	r.registry = prometheus.NewRegistry()
+	// Runtime metrics are for the daemon's /metrics; the Exporter leaves them
+	// out of pushes and textfiles.
+	r.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	r.metrics = metrics.New(r.registry, version)
 	for _, s := range cfg.Sinks {
 		sinkLog := logger.With("sink", s.Name)
 		sink, err := newSink(ctx, s, sinkLog)
@@ -59,9 +69,14 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*rotat
 			sink = &retrySink{name: s.Name, err: err, last: time.Now(), logger: sinkLog,
 				setup: func(ctx context.Context) (rotation.Sink, error) { return newSink(ctx, s, sinkLog) }}
 		}
-		r.sinks[s.Name] = sink
+		r.sinks[s.Name] = r.metrics.InstrumentSink(s.Name, sink)
 	}
-	locker, err := lock.NewFile(cfg.Lock.Dir, logger)
+	var locker rotation.Locker
+	if cfg.Lock.Type == "kubernetes" {
+		locker, err = lease.NewLocker(cfg.Lock.Kubernetes, logger)
+	} else {
+		locker, err = lock.NewFile(cfg.Lock.Dir, logger)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -82,9 +97,6 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*rotat
 	if err != nil {
 		return nil, err
 	}
-	r.registry = prometheus.NewRegistry()
-	r.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	r.metrics = metrics.New(r.registry, version)
 	if !cfg.Notify.WebhookURL.IsZero() {
 		if r.notifier, err = notify.New(cfg.Notify); err != nil {
 			return nil, err
@@ -100,6 +112,8 @@ func newSink(ctx context.Context, s config.Sink, logger *slog.Logger) (rotation.
 		return file.New(*s.File, logger)
 	case s.Vault != nil:
 		return vault.New(ctx, *s.Vault, logger)
+	case s.Kubernetes != nil:
+		return kubesink.New(*s.Kubernetes, logger)
 	}
 	return nil, fmt.Errorf("sink %s has no known type", s.Name)
 }

@@ -5,7 +5,11 @@
 #   vault write auth/kubernetes/role/unleash-rotator \
 #       bound_service_account_names=unleash-rotator \
 #       bound_service_account_namespaces=unleash-rotator \
-#       token_policies=unleash-rotator token_ttl=1h
+#       audience=vault token_policies=unleash-rotator token_ttl=1h
+#
+# audience=vault matches the token the vault-auth component (Helm:
+# vaultAuth.enabled) mounts at /var/run/secrets/vault/token; point the vault
+# sink's auth.jwt_path there.
 #
 # "create" on metadata/ because a new key is created by its metadata write
 # (the rotator writes metadata before data). No "delete", no "list", and

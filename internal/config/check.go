@@ -24,6 +24,9 @@ func (c *Config) check(p *problems) {
 		c.Lock.Dir = DefaultLockDir()
 	}
 	p.fields("lock", field.OneOf("type", c.Lock.Type, "file", "kubernetes"))
+	if c.Lock.Type == "kubernetes" {
+		p.fields("lock.kubernetes", c.Lock.Kubernetes.Validate())
+	}
 	c.checkSinks(p)
 	c.Targets = c.buildTargets(p)
 	p.fields("metrics", c.Metrics.Validate())
@@ -159,7 +162,7 @@ func (c *Config) buildTargets(p *problems) []rotation.Target {
 				ep := field.Index(path+".edge", k)
 				checkEnvironment(ep+".environment", e.Environment, p)
 				checkProjects(ep+".projects", e.Projects, p)
-				t.Specs = append(t.Specs, rotation.Spec{Kind: rotation.KindEdge, Name: "edge", Type: "backend", Projects: sorted(e.Projects), Environment: e.Environment})
+				t.Specs = append(t.Specs, rotation.Spec{Kind: rotation.KindEdge, Name: "edge", Type: "backend", Projects: slices.Sorted(slices.Values(e.Projects)), Environment: e.Environment})
 			}
 		default:
 			p.fields(path, field.OneOf("kind", tc.Kind, string(rotation.KindAPIToken), string(rotation.KindPAT), string(rotation.KindEdge)))
@@ -277,7 +280,7 @@ func buildAPITokenSpec(tc APITokenConfig, path string, p *problems) rotation.Spe
 	}
 	checkProjects(path+".projects", tc.Projects, p)
 	checkEnvironment(path+".environment", tc.Environment, p)
-	return rotation.Spec{Kind: rotation.KindAPIToken, Name: tc.Name, Type: normaliseType(tc.Type), Projects: sorted(tc.Projects), Environment: tc.Environment}
+	return rotation.Spec{Kind: rotation.KindAPIToken, Name: tc.Name, Type: normaliseType(tc.Type), Projects: slices.Sorted(slices.Values(tc.Projects)), Environment: tc.Environment}
 }
 
 // buildPATSpec checks a declared PAT; ok is false when it is invalid.
@@ -337,11 +340,4 @@ func checkEnvironment(path, env string, p *problems) {
 	case "*":
 		p.at(path, `must name one environment, not "*"`)
 	}
-}
-
-// sorted returns a sorted copy of s.
-func sorted(s []string) []string {
-	out := slices.Clone(s)
-	slices.Sort(out)
-	return out
 }

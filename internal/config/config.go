@@ -7,10 +7,12 @@ import (
 	"time"
 
 	"github.com/unleash-rotator/unleash-rotator/internal/field"
+	"github.com/unleash-rotator/unleash-rotator/internal/lock/lease"
 	"github.com/unleash-rotator/unleash-rotator/internal/metrics"
 	"github.com/unleash-rotator/unleash-rotator/internal/notify"
 	"github.com/unleash-rotator/unleash-rotator/internal/rotation"
 	"github.com/unleash-rotator/unleash-rotator/internal/sinks/file"
+	kubesink "github.com/unleash-rotator/unleash-rotator/internal/sinks/kubernetes"
 	"github.com/unleash-rotator/unleash-rotator/internal/sinks/vault"
 	"github.com/unleash-rotator/unleash-rotator/internal/unleash"
 )
@@ -63,14 +65,18 @@ type Lock struct {
 	Type string `yaml:"type"`
 	// Dir holds the file locks. Empty means [DefaultLockDir].
 	Dir string `yaml:"dir"`
+	// Kubernetes is the Lease of type kubernetes, which also elects the
+	// daemon replica that runs passes.
+	Kubernetes lease.Config `yaml:"kubernetes"`
 }
 
 // Sink is a named place secrets are published to: exactly one of its
 // variants is set.
 type Sink struct {
-	Name  string        `yaml:"name"`
-	File  *file.Config  `yaml:"file"`
-	Vault *vault.Config `yaml:"vault"`
+	Name       string           `yaml:"name"`
+	File       *file.Config     `yaml:"file"`
+	Vault      *vault.Config    `yaml:"vault"`
+	Kubernetes *kubesink.Config `yaml:"kubernetes"`
 }
 
 // variants lists the sink's variants: key, whether it is set, its
@@ -80,6 +86,7 @@ func (s *Sink) variants() []sinkVariant {
 	return []sinkVariant{
 		{"file", s.File != nil, s.File, &s.File},
 		{"vault", s.Vault != nil, s.Vault, &s.Vault},
+		{"kubernetes", s.Kubernetes != nil, s.Kubernetes, &s.Kubernetes},
 	}
 }
 
@@ -93,7 +100,8 @@ type sinkVariant struct {
 	field any // **file.Config, ...
 }
 
-// Type returns the sink's variant: "file" or "vault"; "" when none is set.
+// Type returns the sink's variant: "file", "vault" or "kubernetes"; "" when
+// none is set.
 func (s Sink) Type() string {
 	for _, v := range s.variants() {
 		if v.set {
@@ -235,6 +243,7 @@ func Default() *Config {
 	}
 	c.Unleash.SetDefaults()
 	c.Notify.SetDefaults()
+	c.Lock.Kubernetes.SetDefaults()
 	return c
 }
 

@@ -95,7 +95,7 @@ func parseDocument(data []byte, p *problems) *yaml.Node {
 		p.add(Problem{File: p.file, Line: root.Line, Message: "the file is empty: " + want})
 		return nil
 	case root.Kind != yaml.MappingNode:
-		p.add(Problem{File: p.file, Line: root.Line, Message: "the file must be a mapping of configuration keys (unleash:, sinks:, targets:, ...), got " + kindName(root.Kind)})
+		p.add(Problem{File: p.file, Line: root.Line, Message: "the file must be a mapping of configuration keys (unleash:, sinks:, targets:, ...), got " + map[yaml.Kind]string{yaml.SequenceNode: "a list", yaml.ScalarNode: "a single value"}[root.Kind]})
 		return nil
 	}
 	return root
@@ -281,6 +281,8 @@ func typeMessage(msg string) string {
 	}
 	want := "a single value"
 	switch t := m[4]; {
+	case t == "time.Duration":
+		want = "a duration such as 30s or 2m"
 	case t == "int":
 		want = "an integer"
 	case t == "bool":
@@ -338,7 +340,7 @@ func sinkKey(key string) string {
 		types = append(types, v.key)
 	}
 	if key == "type" {
-		return fmt.Sprintf("a sink's settings go under its type: write `%s:` (or `%s:`) and indent the settings under it", types[0], strings.Join(types[1:], ":`, `"))
+		return fmt.Sprintf("a sink's settings go under its type: replace `type: <type>` with `<type>:` (%s) and indent the settings under it", field.OrList(types))
 	}
 	var under []string
 	for _, v := range (&Sink{}).variants() {
@@ -375,11 +377,14 @@ func schemaKeys() map[string][]string {
 	return out
 }
 
-// yamlKeys returns the YAML keys of struct type t.
+// yamlKeys returns the YAML keys of struct type t, inline structs' included.
 func yamlKeys(t reflect.Type) []string {
 	var keys []string
 	for i := range t.NumField() {
-		if name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ","); name != "" && name != "-" {
+		switch name, opts, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ","); {
+		case opts == "inline":
+			keys = append(keys, yamlKeys(t.Field(i).Type)...)
+		case name != "" && name != "-":
 			keys = append(keys, name)
 		}
 	}
@@ -407,17 +412,4 @@ func resolveAlias(n *yaml.Node) *yaml.Node {
 		return n.Alias
 	}
 	return n
-}
-
-// kindName describes a node kind for messages.
-func kindName(k yaml.Kind) string {
-	switch k {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.ScalarNode:
-		return "a single value"
-	}
-	return "an unexpected YAML node"
 }

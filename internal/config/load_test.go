@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/unleash-rotator/unleash-rotator/internal/field"
+	"github.com/unleash-rotator/unleash-rotator/internal/lock/lease"
 	"github.com/unleash-rotator/unleash-rotator/internal/metrics"
 	"github.com/unleash-rotator/unleash-rotator/internal/notify"
 	"github.com/unleash-rotator/unleash-rotator/internal/rotation"
@@ -52,13 +53,15 @@ func TestLoadExample(t *testing.T) {
 	assert.Equal(t, field.Duration(0), cfg.Jitter)
 	assert.Equal(t, field.Duration(15*time.Minute), cfg.PassTimeout)
 	assert.Equal(t, 4, cfg.Concurrency)
-	assert.Equal(t, Lock{Type: "file", Dir: DefaultLockDir()}, cfg.Lock)
-	assert.Equal(t, metrics.Config{Listen: ":9464"}, cfg.Metrics)
+	assert.Equal(t, "file", cfg.Lock.Type)
+	assert.Equal(t, DefaultLockDir(), cfg.Lock.Dir)
+	assert.Equal(t, metrics.Config{Listen: ":9464", Grouping: map[string]string{}}, cfg.Metrics)
 	assert.True(t, cfg.Notify.WebhookURL.IsZero())
 	assert.Equal(t, field.Duration(10*time.Second), cfg.Notify.Timeout)
 	assert.Equal(t, Log{Level: "info", Format: "auto"}, cfg.Log)
 
-	require.Len(t, cfg.Sinks, 2)
+	require.Len(t, cfg.Sinks, 3)
+	assert.Equal(t, "apps", cfg.Sinks[2].Kubernetes.Namespace)
 	assert.Equal(t, Sink{Name: "files", File: &file.Config{
 		Dir: "/var/run/unleash-tokens", Format: "env", Key: "UNLEASH_API_TOKEN",
 		Fields: map[string]string{"UNLEASH_URL": "https://unleash.example.com/api"}, Mode: 0o600,
@@ -88,7 +91,7 @@ func TestLoadExample(t *testing.T) {
 	assert.Empty(t, checkout.Specs)
 	assert.Equal(t, defaults, checkout.Policy)
 	assert.False(t, checkout.Overwrite)
-	require.Len(t, checkout.Dests, 2)
+	require.Len(t, checkout.Dests, 3)
 	assert.Equal(t, "vault", checkout.Dests[0].Sink)
 	assert.Equal(t, "unleash/{{.Project}}/{{.Environment}}/{{.Name}}", checkout.Dests[0].Path.String())
 	assert.Equal(t, "files", checkout.Dests[1].Sink)
@@ -201,8 +204,8 @@ func TestInvalidFiles(t *testing.T) {
 		{file: "sink-name-empty", line: 8, key: "sinks[1].name", msg: "is required"},
 		{file: "sink-name-chars", line: 8, key: "sinks[1].name", msg: `"Vault!" is not a valid sink name`},
 		{file: "sink-name-duplicate", line: 8, key: "sinks[1].name", msg: `sink "files" is already defined at sinks[0]`},
-		{file: "sink-type", line: 6, key: "sinks[0].s3", msg: `unknown key "s3": a sink's type is file or vault`},
-		{file: "sink-type-missing", line: 5, key: "sinks[0]", msg: "a sink needs its type as a key: file or vault"},
+		{file: "sink-type", line: 6, key: "sinks[0].s3", msg: `unknown key "s3": a sink's type is file, vault or kubernetes`},
+		{file: "sink-type-missing", line: 5, key: "sinks[0]", msg: "a sink needs its type as a key: file, vault or kubernetes"},
 		{file: "file-dir", line: 6, key: "sinks[0].file.dir", msg: "is required"},
 		{file: "file-format", line: 8, key: "sinks[0].file.format", msg: `must be raw, env or json, got "yaml"`},
 		{file: "file-key-raw", line: 9, key: "sinks[0].file.key", msg: "does not apply to format raw"},
@@ -324,7 +327,7 @@ func TestAllProblemsAtOnce(t *testing.T) {
 	f := "testdata/invalid-many.yaml"
 	assert.Equal(t, []Problem{
 		{File: f, Line: 2, Key: "unleash.url", Message: "must be an http:// or https:// URL"},
-		{File: f, Line: 6, Key: "sinks[0].s3", Message: `unknown key "s3": a sink's type is file or vault`},
+		{File: f, Line: 6, Key: "sinks[0].s3", Message: `unknown key "s3": a sink's type is file, vault or kubernetes`},
 		{File: f, Line: 23, Key: "targets[0].sinks[0].path", Message: `path template "/abs" renders "/abs": path must be relative (no leading /)`},
 		{File: f, Line: 24, Key: "concurrency", Message: "must be at least 1, got 0"},
 		{File: f, Line: 26, Key: "log.level", Message: `must be debug, info, warn or error, got "loud"`},
@@ -332,7 +335,7 @@ func TestAllProblemsAtOnce(t *testing.T) {
 	}, ps)
 	assert.Equal(t, strings.Join([]string{
 		f + ":2: unleash.url: must be an http:// or https:// URL",
-		f + `:6: sinks[0].s3: unknown key "s3": a sink's type is file or vault`,
+		f + `:6: sinks[0].s3: unknown key "s3": a sink's type is file, vault or kubernetes`,
 		f + `:23: targets[0].sinks[0].path: path template "/abs" renders "/abs": path must be relative (no leading /)`,
 		f + ":24: concurrency: must be at least 1, got 0",
 		f + `:26: log.level: must be debug, info, warn or error, got "loud"`,
@@ -360,7 +363,7 @@ func TestUnknownKeys(t *testing.T) {
 		{"file key in a vault sink", "sinks:\n  - name: v\n    vault:\n      address: https://v.example.com\n      dir: /x\n",
 			"x.yaml:5: sinks[0].vault.dir: key dir applies to file sinks, not vault sinks"},
 		{"a sink in the old shape", "sinks:\n  - name: f\n    type: file\n    dir: /x\n",
-			"x.yaml:3: sinks[0].type: a sink's settings go under its type: write `file:` (or `vault:`) and indent the settings under it"},
+			"x.yaml:3: sinks[0].type: a sink's settings go under its type: replace `type: <type>` with `<type>:` (file, vault or kubernetes) and indent the settings under it"},
 		{"a setting outside its type", "sinks:\n  - name: f\n    file: {}\n    format: env\n",
 			"x.yaml:4: sinks[0].format: key format is a setting of the sink's type: indent it under `file:`"},
 		{"misspelt key of a file sink", "sinks:\n  - name: f\n    file:\n      formt: env\n",
@@ -415,7 +418,9 @@ func TestDefault(t *testing.T) {
 	assert.Equal(t, "UTC", d.Timezone)
 	assert.Equal(t, field.Duration(15*time.Minute), d.PassTimeout)
 	assert.Equal(t, 4, d.Concurrency)
-	assert.Equal(t, Lock{Type: "file"}, d.Lock)
+	wantLease := lease.Config{}
+	wantLease.SetDefaults()
+	assert.Equal(t, Lock{Type: "file", Kubernetes: wantLease}, d.Lock)
 	assert.Empty(t, d.Sinks)
 	assert.Empty(t, d.TargetConfigs)
 	assert.Equal(t, metrics.Config{Listen: ":9464"}, d.Metrics)
@@ -558,6 +563,18 @@ func TestParseBuilds(t *testing.T) {
 				assert.Equal(t, metrics.Config{Pushgateway: "http://pgw:9091", Textfile: "/var/lib/node/rotator.prom"}, c.Metrics, "an explicit empty listen turns the server off")
 				assert.Equal(t, "testdata/unleash-token", c.Notify.WebhookURLFile)
 				assert.Equal(t, field.Duration(5*time.Second), c.Notify.Timeout)
+			}},
+		{"kubernetes sink and Lease lock", strings.Replace(base, "      dir: /tmp\n", "      dir: /tmp\n  - name: k8s\n    kubernetes:\n      namespace: apps\n      fields: {url: https://u.example.com/api}\n", 1) +
+			"lock:\n  type: kubernetes\n  kubernetes:\n    name: rotator-prod\n    lease_duration: 20s\n",
+			func(t *testing.T, c *Config) {
+				require.NotNil(t, c.Sinks[1].Kubernetes)
+				assert.Equal(t, "kubernetes", c.Sinks[1].Type())
+				assert.Equal(t, "apps", c.Sinks[1].Kubernetes.Namespace)
+				assert.Equal(t, "token", c.Sinks[1].Kubernetes.Key, "the sink's default key")
+				assert.Equal(t, "kubernetes", c.Lock.Type)
+				assert.Equal(t, "rotator-prod", c.Lock.Kubernetes.Name)
+				assert.Equal(t, 20*time.Second, c.Lock.Kubernetes.LeaseDuration)
+				assert.Equal(t, 10*time.Second, c.Lock.Kubernetes.RenewDeadline, "the Lease's defaults stay")
 			}},
 		{"anchors and aliases", base + "defaults: &d\n  lifetime: 40d\n", func(t *testing.T, c *Config) {
 			assert.Equal(t, 40*day, c.Targets[0].Policy.Lifetime)

@@ -39,8 +39,11 @@ func (c *Config) ReadSecrets() error {
 	u := &c.Unleash
 	read("unleash.token_file", u.TokenFile, &u.Token)
 	if read("unleash.edge.client_secret_file", u.Edge.ClientSecretFile, &u.Edge.ClientSecret) && !isBase64URL(u.Edge.ClientSecret.Reveal()) {
-		p.at(pick(u.Edge.ClientSecretFile != "", "unleash.edge.client_secret_file", "ROTATOR_UNLEASH_EDGE_CLIENT_SECRET"),
-			"the Edge client secret is not base64url: it is the Unleash server's EDGE_CLIENT_SECRET")
+		where := "unleash.edge.client_secret_file"
+		if u.Edge.ClientSecretFile == "" {
+			where = "ROTATOR_UNLEASH_EDGE_CLIENT_SECRET"
+		}
+		p.at(where, "the Edge client secret is not base64url: it is the Unleash server's EDGE_CLIENT_SECRET")
 	}
 	for i, s := range c.Sinks {
 		if s.Vault == nil {
@@ -60,14 +63,6 @@ func (c *Config) ReadSecrets() error {
 		}
 	}
 	return p.err()
-}
-
-// pick returns a if cond, else b.
-func pick(cond bool, a, b string) string {
-	if cond {
-		return a
-	}
-	return b
 }
 
 // isBase64URL reports whether v decodes as base64url, as Unleash's

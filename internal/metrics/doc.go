@@ -5,7 +5,7 @@
 // rotations, retirements, sink errors and passes.
 //
 // [Metrics] is updated from the [rotation.Report] of each pass by
-// [Metrics.Observe], from the token listings by [Metrics.SetCapacity], and
+// [Metrics.Observe] (token limits included: [rotation.Report.Capacity]), and
 // by the sinks it wraps ([Metrics.InstrumentSink]). The daemon serves the
 // registry over HTTP (promhttp); after a one-shot run an [Exporter] pushes
 // it to a Pushgateway and/or writes it for node-exporter's textfile

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -230,6 +231,19 @@ func TestCapacity(t *testing.T) {
 # TYPE unleash_rotator_capacity_tokens gauge
 unleash_rotator_capacity_tokens{kind="api-token",owner=""} 4991
 unleash_rotator_capacity_tokens{kind="pat",owner="service-account:7"} 4
+# HELP unleash_rotator_capacity_limit The limit unleash_rotator_capacity_tokens counts towards, where known. Same labels.
+# TYPE unleash_rotator_capacity_limit gauge
+unleash_rotator_capacity_limit{kind="api-token",owner=""} 5000
+unleash_rotator_capacity_limit{kind="pat",owner="service-account:7"} 10
+`), "unleash_rotator_capacity_tokens", "unleash_rotator_capacity_limit")
+	require.NoError(t, err)
+
+	// A pass that plans no create reads no limit: the last one known stays.
+	m.Observe(&rotation.Report{Capacity: []rotation.Usage{{Pool: rotation.Pool{Kind: rotation.KindAPIToken}, Used: 4992}}}, time.Now())
+	err = testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP unleash_rotator_capacity_tokens Tokens that count towards one of Unleash's limits, expired ones included: kind="api-token" for the instance's API tokens, kind="pat" for the personal access tokens of the account owner.
+# TYPE unleash_rotator_capacity_tokens gauge
+unleash_rotator_capacity_tokens{kind="api-token",owner=""} 4992
 # HELP unleash_rotator_capacity_limit The limit unleash_rotator_capacity_tokens counts towards, where known. Same labels.
 # TYPE unleash_rotator_capacity_limit gauge
 unleash_rotator_capacity_limit{kind="api-token",owner=""} 5000

@@ -185,6 +185,11 @@ func (m *Metrics) Observe(rep *rotation.Report, now time.Time) {
 		m.lastSuccess.WithLabelValues().Set(unixSeconds(now))
 	}
 
+	caps := make([]Capacity, len(rep.Capacity))
+	for i, u := range rep.Capacity {
+		caps[i] = Capacity{Kind: u.Pool.Kind, Owner: u.Pool.Owner, Used: u.Used, Limit: u.Limit}
+	}
+	m.setCapacity(caps)
 	m.expiration.Reset()
 	m.renewal.Reset()
 	m.lineages.Reset()
@@ -297,8 +302,8 @@ func retireFailed(res rotation.Result) bool {
 // rotation that failed before creating anything is a failure.
 func rotationOutcome(res rotation.Result) (string, bool) {
 	switch {
-	case res.Created && res.Outcome == rotation.OutcomeOK:
-		return "success", true
+	case res.Created && res.Completed:
+		return "success", true // a retirement that failed afterwards is counted there
 	case res.Created:
 		return "failure", true
 	case res.Decision.Action == rotation.ActionRotate:
@@ -349,8 +354,13 @@ type Capacity struct {
 func (m *Metrics) SetCapacity(caps []Capacity) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.setCapacity(caps)
+}
+
+// setCapacity replaces the usage gauges. A limit is read only in passes
+// that create, so the last one known stays exported until another is.
+func (m *Metrics) setCapacity(caps []Capacity) {
 	m.capUsed.Reset()
-	m.capLimit.Reset()
 	for _, c := range caps {
 		m.capUsed.WithLabelValues(string(c.Kind), c.Owner).Set(float64(c.Used))
 		if c.Limit > 0 {

@@ -57,7 +57,7 @@ func sampleReport() *rotation.Report {
 			{ // rotated: its new token's renewal comes from the policy
 				Lineage:  apiLineage("checkout", "backend", "svc", "production", "default"),
 				Decision: rotation.Decision{Action: rotation.ActionRotate, RenewAt: now.Add(-time.Hour)},
-				Outcome:  rotation.OutcomeOK, Created: true, Token: rotated,
+				Outcome:  rotation.OutcomeOK, Created: true, Completed: true, Token: rotated,
 				Retired: []rotation.Retired{{Retirement: rotation.Retirement{Step: rotation.StepLog}}},
 			},
 			{ // failed before creating anything

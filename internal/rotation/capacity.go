@@ -72,6 +72,31 @@ func fitCapacity(in PassInput, ds []Decision) []Pool {
 	return needed
 }
 
+// Usage is how full a pool is, as a pass saw it.
+type Usage struct {
+	Pool Pool
+	// Used counts the pool's tokens, expired ones included.
+	Used int
+	// Limit is the pool's limit, or 0 when the pass did not need it (a
+	// limit is read only when a create is planned).
+	Limit int
+}
+
+// usages returns the usage of every pool the pass's lineages count in whose
+// inventory is complete.
+func usages(in PassInput) []Usage {
+	var out []Usage
+	for _, s := range in.Subjects {
+		p, ok := poolOf(s.Lineage.Spec)
+		inv := in.Inventories[p.Kind]
+		if !ok || !inv.Complete || slices.ContainsFunc(out, func(u Usage) bool { return u.Pool == p }) {
+			continue
+		}
+		out = append(out, Usage{Pool: p, Used: used(inv, p), Limit: in.Limits[p]})
+	}
+	return out
+}
+
 // used counts the tokens of a complete inventory that are in pool p.
 func used(inv Inventory, p Pool) int {
 	if p.Kind != KindPAT {

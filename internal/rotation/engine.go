@@ -202,6 +202,7 @@ func (e *Engine) Run(ctx context.Context, targets []Target, opts Options) *Repor
 	for i, j := range jobs {
 		j.start(plan.Decisions[i])
 	}
+	rep.Capacity = usages(in)
 
 	if opts.DryRun {
 		for _, j := range jobs {

@@ -788,3 +788,22 @@ func TestPlanPassCapacity(t *testing.T) {
 		})
 	}
 }
+
+func TestUsagesCountCompletePoolsOnly(t *testing.T) {
+	t.Parallel()
+	api := Spec{Kind: KindAPIToken, Name: "a"}
+	pat := Spec{Kind: KindPAT, Name: "p", Owner: "user"}
+	in := PassInput{
+		Subjects: []Subject{{Lineage: Lineage{Spec: api}}, {Lineage: Lineage{Spec: api}}, {Lineage: Lineage{Spec: pat}}},
+		Inventories: map[Kind]Inventory{
+			KindAPIToken: {Complete: true, Tokens: make([]Token, 7)},
+			KindPAT:      {Complete: false, Tokens: []Token{{Owner: "user"}}},
+		},
+		Limits: map[Pool]int{{Kind: KindAPIToken}: 2000},
+	}
+	assert.Equal(t, []Usage{{Pool: Pool{Kind: KindAPIToken}, Used: 7, Limit: 2000}}, usages(in),
+		"one entry per pool; an incomplete listing cannot be counted")
+	in.Inventories[KindPAT] = Inventory{Complete: true, Tokens: []Token{{Owner: "user"}, {Owner: "other"}}}
+	delete(in.Limits, Pool{Kind: KindAPIToken})
+	assert.Equal(t, []Usage{{Pool: Pool{Kind: KindAPIToken}, Used: 7}, {Pool: Pool{Kind: KindPAT, Owner: "user"}, Used: 1}}, usages(in))
+}

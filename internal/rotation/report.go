@@ -72,6 +72,9 @@ type Report struct {
 	Results  []Result
 	// Conflicts are lineages two targets select (warnings).
 	Conflicts []Conflict
+	// Capacity is how full each pool the targets count in was, where the
+	// pass could count it.
+	Capacity []Usage
 	// Err is set when the pass could not run at all: the lock or a listing
 	// failed. Results is then empty.
 	Err error

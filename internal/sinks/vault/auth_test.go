@@ -204,13 +204,15 @@ func TestTokenRenewal(t *testing.T) {
 	srv := vaulttest.New(t)
 	root := srv.Client(t)
 	vaulttest.WritePolicy(t, root, "full", fullPolicy)
-	created, err := root.Auth().Token().CreateWithContext(ctx, &api.TokenCreateRequest{Policies: []string{"full"}, TTL: "3s"})
+	// The gaps (6 s) leave 4 s of margin each for a loaded machine; together
+	// they outlast the TTL (10 s).
+	created, err := root.Auth().Token().CreateWithContext(ctx, &api.TokenCreateRequest{Policies: []string{"full"}, TTL: "10s"})
 	require.NoError(t, err)
 
 	s := newSink(t, srv, func(c *Config) { c.Auth.Token = secret.New(created.Auth.ClientToken) })
 	require.NoError(t, s.Put(ctx, "renewed", testRecord("one"), ""))
 	for range 2 {
-		time.Sleep(2 * time.Second)
+		time.Sleep(6 * time.Second)
 		_, err := s.Get(ctx, "renewed")
 		require.NoError(t, err)
 	}

@@ -1,0 +1,135 @@
+package lease
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"k8s.io/client-go/tools/leaderelection"
+
+	"github.com/unleash-rotator/unleash-rotator/internal/rotation"
+)
+
+// Locker holds the Lease [Config.Name] while a pass works. It implements
+// [rotation.Locker]; create it with [NewLocker]. It is safe for concurrent
+// use: each Lock call is a holder of its own.
+type Locker struct {
+	l    *leases
+	name string
+}
+
+var _ rotation.Locker = (*Locker)(nil)
+
+// NewLocker applies the defaults to cfg, checks it, and connects as
+// [kube.ClientConfig.Connect] says (without a request). logger may be nil.
+func NewLocker(cfg Config, logger *slog.Logger) (*Locker, error) {
+	l, err := connect(cfg, logger)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes lock: %w", err)
+	}
+	return &Locker{l: l, name: l.cfg.Name}, nil
+}
+
+// Lease returns the Lease the locker holds, as namespace/name.
+func (k *Locker) Lease() string { return k.l.ns + "/" + k.name }
+
+// Lock takes the Lease, waiting until it is free (released, or expired
+// lease_duration after its holder stopped renewing) or ctx is done; then it
+// fails with an error naming the holder. key (the Unleash instance) is only
+// logged: the Lease is the configured one, whatever the key, so that RBAC
+// can name it.
+//
+// While held, the Lease is renewed every retry_period. held is cancelled
+// with cause [ErrLost] if a renewal fails for renew_deadline (the pass must
+// stop: another rotator may take over once lease_duration has passed), and
+// when ctx is done. The Lease stays held until unlock, which releases it
+// and returns once the release is written (bounded by renew_deadline), so
+// that the next waiter can take it at its next attempt.
+func (k *Locker) Lock(ctx context.Context, key string) (held context.Context, unlock func(), err error) {
+	l := k.l
+	lease := k.Lease()
+	holder, err := l.preflight(ctx, k.name)
+	if err != nil {
+		return nil, nil, fmt.Errorf("lock: %w", err)
+	}
+	id := l.identity()
+	log := l.logger.With("lease", lease, "identity", id)
+	if holder != "" {
+		log.Info("another rotator may hold the lease; waiting for it", "holder", holder, "key", key)
+	}
+
+	acquired := make(chan struct{})
+	done := make(chan struct{})
+	le, lock, err := l.elector(k.name, id, leaderelection.LeaderCallbacks{
+		OnStartedLeading: func(context.Context) { close(acquired) },
+		OnStoppedLeading: func() {},
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("lock: %w", err)
+	}
+	// The election runs on a context of its own: ctx bounds the wait, but
+	// once taken, the Lease is held until unlock (or lost), so it is never
+	// released while the pass is still finishing.
+	runCtx, stop := context.WithCancel(l.loggingContext(context.WithoutCancel(ctx)))
+	lock.onFatal = stop
+	go func() {
+		defer close(done)
+		le.Run(runCtx)
+	}()
+	go func() {
+		select {
+		case <-ctx.Done():
+			stop()
+		case <-acquired:
+		case <-done:
+		}
+	}()
+
+	select {
+	case <-acquired:
+	case <-done:
+		stop()
+		return nil, nil, k.notTaken(ctx, le, lock)
+	}
+
+	held, cancelHeld := context.WithCancelCause(ctx)
+	var unlocked sync.Once
+	go func() {
+		<-done
+		cancelHeld(ErrLost) // no effect after unlock, whose cause came first
+		if errors.Is(context.Cause(held), ErrLost) {
+			log.Warn("lost the lease while holding it: stopping the pass")
+		}
+	}()
+	log.Debug("took the lease", "key", key)
+	return held, func() {
+		unlocked.Do(func() {
+			cancelHeld(errUnlocked)
+			stop()
+			<-done
+			log.Debug("released the lease")
+		})
+	}, nil
+}
+
+// notTaken explains why Lock gave up.
+func (k *Locker) notTaken(ctx context.Context, le *leaderelection.LeaderElector, lock *recordingLock) error {
+	st := lock.state()
+	if st.fatal != nil {
+		return fmt.Errorf("lock: %w", k.l.explain(k.name, st.fatal))
+	}
+	cause := context.Cause(ctx)
+	if cause == nil {
+		cause = errors.New("the election ended")
+	}
+	if holder := le.GetLeader(); holder != "" && holder != lock.Identity() {
+		return fmt.Errorf("lock: lease %s is held by %s (another rotator's pass; it is released when that pass ends, "+
+			"or expires %s after its holder stops renewing it): %w", k.Lease(), holder, k.l.cfg.LeaseDuration, cause)
+	}
+	if st.last != nil {
+		return fmt.Errorf("lock: could not take lease %s: %w (last error: %w)", k.Lease(), cause, st.last)
+	}
+	return fmt.Errorf("lock: could not take lease %s: %w", k.Lease(), cause)
+}
