@@ -77,6 +77,9 @@ type Client struct {
 	maxBody   int64
 	edge      *edgeCredentials
 	now       func() time.Time
+	// etags are the entity tags of verification answers, by scope (see
+	// [Client.Verify]).
+	etags etagCache
 }
 
 // Option configures a [Client].
@@ -359,6 +362,16 @@ type request struct {
 	retry   retryMode
 	// drain discards a successful body instead of decoding it (probes).
 	drain bool
+	// ifNoneMatch, when set, makes the request conditional: a 304 Not
+	// Modified is a success too.
+	ifNoneMatch string
+	// answered, when set, is given the headers of a successful response.
+	answered func(http.Header)
+}
+
+// succeeded reports whether status answers r successfully.
+func (r *request) succeeded(status int) bool {
+	return status >= 200 && status < 300 || r.ifNoneMatch != "" && status == http.StatusNotModified
 }
 
 // response is a fully read HTTP response.
@@ -377,7 +390,10 @@ func (c *Client) do(ctx context.Context, r *request, out any) error {
 	}
 	for attempt := 1; ; attempt++ {
 		resp, err := c.send(ctx, r, body)
-		if err == nil && resp.status >= 200 && resp.status < 300 {
+		if err == nil && r.succeeded(resp.status) {
+			if r.answered != nil {
+				r.answered(resp.header)
+			}
 			return c.decode(r, resp, out)
 		}
 		if err == nil {
@@ -433,6 +449,9 @@ func (c *Client) send(ctx context.Context, r *request, body []byte) (*response, 
 	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", c.userAgent)
+	if r.ifNoneMatch != "" {
+		req.Header.Set("If-None-Match", r.ifNoneMatch)
+	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
@@ -451,7 +470,7 @@ func (c *Client) send(ctx context.Context, r *request, body []byte) (*response, 
 		_ = resp.Body.Close()
 	}()
 
-	ok := resp.StatusCode >= 200 && resp.StatusCode < 300
+	ok := r.succeeded(resp.StatusCode)
 	if ok && r.drain {
 		// A probe only needs the status; a feature payload can be large.
 		if _, err := io.Copy(io.Discard, resp.Body); err != nil {
