@@ -8,25 +8,27 @@
 #     concurrency, with tools/loadgen (Go, keep-alive, the rotator's own
 #     verification request);
 #   - the rotator's first pass (publishing 2000 tokens into one directory),
-#     its steady `once` pass, and a 500-rotation pass with the file sink and
-#     with Vault, each as a whole process: wall time, peak RSS (wait4), CPU,
-#     time to its first request and TCP connections (through a counting
-#     proxy, loadgen run);
+#     its steady `once` pass (paired with raw GETs), and 500-rotation passes
+#     with the file sink (two) and with Vault, each between two raw
+#     create+verify runs, each as a whole process: wall time, peak RSS
+#     (wait4), CPU, time to its first request, requests and TCP connections
+#     (through a counting proxy, loadgen run);
 #   - new TCP connections of passes of ~400 requests at concurrency 4 and 8;
 #   - a sequential curl+jq rotation script, the baseline.
 # It prints the ratios and writes them, with the command and the machine's
 # load, to BENCHMARKS.md (BENCH_OUT overrides the path).
 #
-# Environment: BENCH_TOKENS (2000), BENCH_ROTATIONS (500), BENCH_STEADY_RUNS
-# (5), BENCH_BASELINE (50 rotations), BENCH_FEATURES (200), BENCH_KEEP=1 keeps
-# the servers and the work directory.
+# Environment: BENCH_TOKENS (2000; at least 3 x BENCH_ROTATIONS + 400),
+# BENCH_ROTATIONS (500), BENCH_STEADY_RUNS (7), BENCH_BASELINE (50
+# rotations), BENCH_FEATURES (200), BENCH_KEEP=1 keeps the servers and the
+# work directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 
 tokens=${BENCH_TOKENS:-2000}
 rotations=${BENCH_ROTATIONS:-500}
-steady_runs=${BENCH_STEADY_RUNS:-5}
+steady_runs=${BENCH_STEADY_RUNS:-7}
 baseline_n=${BENCH_BASELINE:-50}
 features=${BENCH_FEATURES:-200}
 concurrency=4
@@ -159,28 +161,53 @@ for ((i = 0; i < steady_runs; i++)); do
 	steady_requests+=("$(field requests "$s")/$(field conns "$s")")
 done
 
-log "raw create+verify rate, then $rotations rotations with the file sink, then the raw rate again"
-raw1=$("$loadgen" create -url "$UNLEASH_URL" -n "$rotations" -c "$concurrency" -verify -prefix raw1)
-psql "DELETE FROM api_tokens WHERE token_name LIKE 'raw%'" >/dev/null
-make_due 0 "$rotations"
-rot_file=$(pass file)
-raw2=$("$loadgen" create -url "$UNLEASH_URL" -n "$rotations" -c "$concurrency" -verify -prefix raw2)
-psql "DELETE FROM api_tokens WHERE token_name LIKE 'raw%'" >/dev/null
-[[ $(field exit "$rot_file") == 0 ]] || log "warning: the file rotation pass exited $(field exit "$rot_file")"
+# raw_rate prints the server's raw create+verify rate at the rotator's
+# concurrency, over $rotations operations, and deletes the tokens it made.
+raw_rate() {
+	local r
+	r=$("$loadgen" create -url "$UNLEASH_URL" -n "$rotations" -c "$concurrency" -verify -prefix "raw$1")
+	psql "DELETE FROM api_tokens WHERE token_name LIKE 'raw%'" >/dev/null
+	field rate "$r"
+}
+# rotate makes the tokens [$2, $2+rotations) due and runs a pass with
+# configuration $1, between two raw rates: the machine's load changes by
+# the minute, so the pass is compared with the mean of the two. It prints
+# the pass's figures, then raw_before= and raw_after=.
+rotate() {
+	local before after p
+	before=$(raw_rate "b$2")
+	make_due "$2" $(($2 + rotations))
+	p=$(pass "$1")
+	after=$(raw_rate "a$2")
+	[[ $(field exit "$p") == 0 ]] || log "warning: a $1 rotation pass exited $(field exit "$p")"
+	printf '%s raw_before=%s raw_after=%s\n' "$p" "$before" "$after"
+}
+# pass_rate prints the rotations/s of a rotate line, raw_mean the mean of
+# the raw rates around it.
+pass_rate() { awk -v n="$rotations" -v w="$(field wall_s "$1")" 'BEGIN {printf "%.1f", n / w}'; }
+raw_mean() { awk -v a="$(field raw_before "$1")" -v b="$(field raw_after "$1")" 'BEGIN {printf "%.1f", (a + b) / 2}'; }
 
-log "Vault: first pass, then $rotations rotations"
-vault_first=$(pass vault)
-raw3=$("$loadgen" create -url "$UNLEASH_URL" -n "$rotations" -c "$concurrency" -verify -prefix raw3)
-psql "DELETE FROM api_tokens WHERE token_name LIKE 'raw%'" >/dev/null
-make_due "$rotations" $((2 * rotations))
-rot_vault=$(pass vault)
-[[ $(field exit "$rot_vault") == 0 ]] || log "warning: the Vault rotation pass exited $(field exit "$rot_vault")"
+log "$rotations rotations with the file sink, twice, each between two raw create+verify runs"
+rot_file1=$(rotate file 0)
 
 log "new TCP connections: 200 rotations (~400 requests) at concurrency 4 and 8"
-make_due $((2 * rotations)) $((2 * rotations + 200))
+make_due "$rotations" $((rotations + 200))
 conns4=$(pass file)
-make_due $((2 * rotations + 200)) $((2 * rotations + 400))
+make_due $((rotations + 200)) $((rotations + 400))
 conns8=$(pass file8)
+
+rot_file2=$(rotate file $((rotations + 400)))
+
+log "Vault: first pass, then $rotations rotations between two raw runs"
+vault_first=$(pass vault)
+rot_vault=$(rotate vault $((2 * rotations + 400)))
+
+log "the binary's floor: rotator version, $steady_runs times"
+declare -a floor_rss floor_wall
+for ((i = 0; i < steady_runs; i++)); do
+	v=$("$loadgen" run -listen "127.0.0.1:$proxy_port" -to "$unleash_addr" -- "$rotator" version 2>/dev/null)
+	floor_rss+=("$(field max_rss_kb "$v")") floor_wall+=("$(awk -v w="$(field wall_s "$v")" 'BEGIN {print w * 1000}')")
+done
 
 log "the sequential curl+jq baseline: $baseline_n rotations"
 mkdir -p "$work/baseline"
@@ -199,12 +226,16 @@ load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # --- the figures ---------------------------------------------------------
 first_wall=$(field wall_s "$first")
-rot_file_rate=$(awk -v n="$rotations" -v w="$(field wall_s "$rot_file")" 'BEGIN {printf "%.1f", n / w}')
-rot_vault_rate=$(awk -v n="$rotations" -v w="$(field wall_s "$rot_vault")" 'BEGIN {printf "%.1f", n / w}')
-raw_rates=("$(field rate "$raw1")" "$(field rate "$raw2")" "$(field rate "$raw3")")
-raw_file=$(awk -v a="${raw_rates[0]}" -v b="${raw_rates[1]}" 'BEGIN {printf "%.1f", (a + b) / 2}')
+declare -a file_rates file_ratios raw_rates
+for line in "$rot_file1" "$rot_file2"; do
+	file_rates+=("$(pass_rate "$line")")
+	file_ratios+=("$(ratio "$(pass_rate "$line")" "$(raw_mean "$line")")")
+	raw_rates+=("$(field raw_before "$line")" "$(field raw_after "$line")")
+done
+vault_rate=$(pass_rate "$rot_vault")
+vault_raw=$(raw_mean "$rot_vault")
 baseline_rate=$(awk -v n="$baseline_n" -v s="$baseline_s" 'BEGIN {printf "%.1f", n / s}')
-peak_rss=$(printf '%s\n' "${steady_rss[@]}" "$(field max_rss_kb "$first")" "$(field max_rss_kb "$rot_file")" "$(field max_rss_kb "$rot_vault")" | sort -n | tail -1)
+peak_rss=$(printf '%s\n' "${steady_rss[@]}" "$(field max_rss_kb "$first")" "$(field max_rss_kb "$rot_file1")" "$(field max_rss_kb "$rot_file2")" "$(field max_rss_kb "$rot_vault")" | sort -n | tail -1)
 
 report=$(
 	cat <<EOF
@@ -223,9 +254,9 @@ the time to its first request and the connections it opened.
 |---|---|---|
 | requests / TCP connections per steady \`once\` pass | $(printf '%s\n' "${steady_requests[@]}" | sort -u | paste -sd' ') | 1 request |
 | steady \`once\` vs one raw GET of the same listing (pairs) | $(stats "${steady_ratio[@]}")× | ≤ 1.5× |
-| $rotations rotations, file sink: rotations/s vs raw create+verify/s | $rot_file_rate / $raw_file = $(ratio "$rot_file_rate" "$raw_file")× | ≥ 0.9× |
-| same, vs a sequential curl+jq script | $rot_file_rate / $baseline_rate = $(ratio "$rot_file_rate" "$baseline_rate")× | ≥ 15× |
-| $rotations rotations, Vault sink: rotations/s vs raw create+verify/s | $rot_vault_rate / ${raw_rates[2]} = $(ratio "$rot_vault_rate" "${raw_rates[2]}")× | — |
+| $rotations rotations, file sink: rotations/s vs raw create+verify/s around the pass (2 passes) | ${file_ratios[0]}×, ${file_ratios[1]}× | ≥ 0.9× |
+| same, vs a sequential curl+jq script | $(ratio "${file_rates[0]}" "$baseline_rate")×, $(ratio "${file_rates[1]}" "$baseline_rate")× | ≥ 15× |
+| $rotations rotations, Vault sink: rotations/s vs raw create+verify/s around the pass | $(ratio "$vault_rate" "$vault_raw")× | — |
 | first pass publishing $tokens tokens into one directory | ${first_wall} s | a few seconds |
 | new TCP connections, 200 rotations, concurrency 4 / 8 ($(field requests "$conns4") / $(field requests "$conns8") requests) | $(field conns "$conns4") / $(field conns "$conns8") | ≈ concurrency |
 | peak RSS, any pass at $tokens tokens | $((peak_rss / 1024)) MiB | ≤ 40 MB |
@@ -239,11 +270,13 @@ Details (median (min-max) where repeated):
 | steady \`once\`, CPU s (user+sys) | $(stats "${steady_cpu[@]}") |
 | steady \`once\`, peak RSS KiB | $(stats "${steady_rss[@]}") |
 | time to first request, ms | $(stats "${steady_first[@]}") |
+| the binary's floor (\`rotator version\`): wall ms / peak RSS KiB | $(stats "${floor_wall[@]}") / $(stats "${floor_rss[@]}") |
 | first pass: wall s / CPU s / peak RSS KiB / connections | $first_wall / $(awk -v u="$(field user_s "$first")" -v y="$(field sys_s "$first")" 'BEGIN {print u + y}') / $(field max_rss_kb "$first") / $(field conns "$first") |
-| raw create+verify at concurrency $concurrency, per s (before, after the file pass; before the Vault pass) | ${raw_rates[0]}, ${raw_rates[1]}; ${raw_rates[2]} |
-| $rotations rotations, file: wall s / peak RSS KiB / requests / connections | $(field wall_s "$rot_file") / $(field max_rss_kb "$rot_file") / $(field requests "$rot_file") / $(field conns "$rot_file") |
+| raw create+verify at concurrency $concurrency, per s (before and after each file pass; around the Vault pass) | ${raw_rates[*]}; $(field raw_before "$rot_vault") $(field raw_after "$rot_vault") |
+| $rotations rotations, file: rotations/s (each pass) | ${file_rates[*]} |
+| $rotations rotations, file: wall s / peak RSS KiB / requests / connections (first pass of the two) | $(field wall_s "$rot_file1") / $(field max_rss_kb "$rot_file1") / $(field requests "$rot_file1") / $(field conns "$rot_file1") |
 | Vault first pass: wall s / peak RSS KiB | $(field wall_s "$vault_first") / $(field max_rss_kb "$vault_first") |
-| $rotations rotations, Vault: wall s / peak RSS KiB / Unleash requests / connections | $(field wall_s "$rot_vault") / $(field max_rss_kb "$rot_vault") / $(field requests "$rot_vault") / $(field conns "$rot_vault") |
+| $rotations rotations, Vault: rotations/s / wall s / peak RSS KiB / Unleash requests / connections | $vault_rate / $(field wall_s "$rot_vault") / $(field max_rss_kb "$rot_vault") / $(field requests "$rot_vault") / $(field conns "$rot_vault") |
 | curl+jq baseline, rotations/s ($baseline_n sequential: create, jq, verify, write, rename) | $baseline_rate |
 | binary size, bytes | $binary_bytes |
 
