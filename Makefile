@@ -69,3 +69,12 @@ unleash-up: ## start a local Unleash for experiments; prints the export lines to
 .PHONY: unleash-down
 unleash-down: ## stop the local Unleash started by unleash-up (needs UNLEASH_DEV_DIR from its output)
 	scripts/unleash-dev.sh stop --purge
+
+.PHONY: test-long test-crashes test-zero-downtime
+test-long: test-crashes test-zero-downtime ## the long proof suite (part of it: the crash matrix and zero downtime)
+
+test-crashes: test-deps ## kill the real binary at every checkpoint and at random moments, every mode, retire mode and sink (~3 min)
+	E2E_LONG=1 $(GO) test -count=1 -timeout 60m -parallel 16 -run '^TestCrashMatrixLong$$' -v ./internal/e2e/ | grep -Ev '^=== (RUN|PAUSE|CONT|NAME)'
+
+test-zero-downtime: test-deps ## 50 rotations per retire mode under a consumer calling Unleash every second: 0 failed calls (~52 min, paced by Unleash's 60 s token cache)
+	E2E_LONG=1 $(GO) test -count=1 -timeout 90m -run '^TestZeroDowntimeLong$$' -v ./internal/e2e/ | grep -Ev '^=== (RUN|PAUSE|CONT|NAME)'

@@ -40,23 +40,12 @@ die() {
 	log "error: $*"
 	exit 1
 }
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 install_etcd() {
 	command -v etcd >/dev/null && return
-	[[ $(id -u) == 0 ]] || die "etcd is missing: run 'sudo apt-get install --no-install-recommends etcd-server'"
-	command -v apt-get >/dev/null || die "etcd is missing and there is no apt-get: install etcd 3.4 or later"
-	log "installing etcd-server from apt"
-	# policy-rc.d 101 keeps the package from starting a system etcd: the tests
-	# run private ones on free loopback ports.
-	local policy=/usr/sbin/policy-rc.d created=
-	if [[ ! -e $policy ]]; then
-		printf '#!/bin/sh\nexit 101\n' >"$policy"
-		chmod 755 "$policy"
-		created=1
-	fi
-	apt-get update -qq >&2
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends etcd-server >&2
-	[[ -n $created ]] && rm -f "$policy"
+	apt_install etcd-server
 	command -v etcd >/dev/null || die "apt installed etcd-server but etcd is not on PATH"
 }
 
@@ -91,21 +80,7 @@ build() {
 }
 
 main() {
-	local force=0
-	while (($#)); do
-		case $1 in
-		--force) force=1 ;;
-		-h | --help)
-			usage
-			return 0
-			;;
-		*)
-			usage >&2
-			die "unknown argument: $1"
-			;;
-		esac
-		shift
-	done
+	parse_force "$@"
 	command -v go >/dev/null || die "go is not on PATH"
 	command -v flock >/dev/null || die "flock (util-linux) is not on PATH"
 	install_etcd
@@ -117,7 +92,7 @@ main() {
 	mkdir -p "$dir"
 	exec 9>"$dir/.lock"
 	flock 9
-	if ((!force)) && [[ -x $bin ]] && "$bin" --version 2>/dev/null | grep -qx "Kubernetes v$KUBE_VERSION"; then
+	if ((!FORCE)) && [[ -x $bin ]] && "$bin" --version 2>/dev/null | grep -qx "Kubernetes v$KUBE_VERSION"; then
 		printf '%s\n' "$bin"
 		return 0
 	fi

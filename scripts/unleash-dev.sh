@@ -72,6 +72,8 @@ die() {
 	log "error: $*"
 	exit 1
 }
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 is_root() { [[ $(id -u) == 0 ]]; }
 
@@ -125,21 +127,7 @@ installed() { [[ -x $NODE22 && -f $SERVER_JS && -x $PG_BIN/initdb ]]; }
 install_postgres() {
 	[[ -x $PG_BIN/initdb ]] && return
 	is_root || die "PostgreSQL 15 is missing ($PG_BIN/initdb): run 'sudo apt-get install --no-install-recommends postgresql' (Debian bookworm), or set UNLEASH_PG_BIN"
-	command -v apt-get >/dev/null || die "PostgreSQL 15 is missing and there is no apt-get: install PostgreSQL 15 and set UNLEASH_PG_BIN"
-	log "installing PostgreSQL from apt"
-	# A policy-rc.d returning 101 keeps the distro's own cluster from starting:
-	# we only run private clusters.
-	local policy=/usr/sbin/policy-rc.d created_policy=
-	if [[ ! -e $policy ]]; then
-		printf '#!/bin/sh\nexit 101\n' >"$policy"
-		chmod 755 "$policy"
-		created_policy=1
-	fi
-	apt-get update -qq >&2
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >&2
-	if [[ -n $created_policy ]]; then
-		rm -f "$policy"
-	fi
+	apt_install postgresql
 	[[ -x $PG_BIN/initdb ]] || die "apt installed PostgreSQL but $PG_BIN/initdb is still missing (another major version?): set UNLEASH_PG_BIN"
 }
 

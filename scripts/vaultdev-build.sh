@@ -41,6 +41,8 @@ die() {
 	log "error: $*"
 	exit 1
 }
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
 
 # vault_version prints the github.com/hashicorp/vault version that
 # tools/vaultdev/go.mod requires; it names the cache directory.
@@ -60,21 +62,7 @@ source_hash() {
 }
 
 main() {
-	local force=0
-	while (($#)); do
-		case $1 in
-		--force) force=1 ;;
-		-h | --help)
-			usage
-			return 0
-			;;
-		*)
-			usage >&2
-			die "unknown argument: $1"
-			;;
-		esac
-		shift
-	done
+	parse_force "$@"
 	command -v go >/dev/null || die "go is not on PATH"
 	command -v flock >/dev/null || die "flock (util-linux) is not on PATH"
 
@@ -91,7 +79,7 @@ main() {
 	flock 9
 
 	hash=$(source_hash)
-	if ((!force)) && [[ -x $bin && -f $stamp && $(<"$stamp") == "$hash" ]]; then
+	if ((!FORCE)) && [[ -x $bin && -f $stamp && $(<"$stamp") == "$hash" ]]; then
 		printf '%s\n' "$bin"
 		return 0
 	fi

@@ -120,12 +120,20 @@ func (a *app) runDaemon(args []string) int {
 		return exitFailed
 	case <-stopping:
 	}
+	abandoned := false
+	var stopErr error
 	select {
-	case <-done:
-		logger.Info("stopped")
+	case stopErr = <-done:
 	case <-work.Done():
-		<-done
+		abandoned, stopErr = true, <-done
+	}
+	switch {
+	case stopErr != nil:
+		logger.Error("stopped; the leader election failed while stopping", "err", stopErr)
+	case abandoned:
 		logger.Warn("stopped; the pass in progress was abandoned")
+	default:
+		logger.Info("stopped")
 	}
 	return exitOK
 }

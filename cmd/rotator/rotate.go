@@ -172,8 +172,8 @@ func printRotation(w io.Writer, rep *rotation.Report) {
 			switch {
 			case rt.Err != nil:
 				fmt.Fprintf(w, "  ✗ old token %q: %v\n", rt.Token.Name, rt.Err)
-			case rt.Confirmed:
-				fmt.Fprintf(w, "  ✓ old token %q revoked; Unleash now rejects it\n", rt.Token.Name)
+			case rt.Confirmation == rotation.ConfirmDone:
+				fmt.Fprintf(w, "  ✓ old token %q revoked; Unleash now rejects it (confirmed %s after the delete)\n", rt.Token.Name, rotation.FormatDuration(rt.ConfirmedAfter))
 			default:
 				fmt.Fprintf(w, "  - old token %q: %s (%s)\n", rt.Token.Name, rt.Step, rt.Reason)
 			}

@@ -40,6 +40,11 @@ type rotator struct {
 	notifier *notify.Webhook // nil: notifications off
 }
 
+// onCheckpoint is nil in the rotator. The crash tests build the binary
+// with the crashtest tag, whose crashhook.go sets it to kill the process at
+// a checkpoint; a release build cannot contain that file.
+var onCheckpoint func(rotation.CheckpointEvent)
+
 // build wires the adapters to the engine. It fails only on problems no pass
 // could survive (an unreadable CA file); a sink that cannot be set up (Vault
 // unreachable, a missing directory) blocks just the lineages that use it.
@@ -92,7 +97,8 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*rotat
 		Logger:      logger,
 		Concurrency: cfg.Concurrency,
 		// A leftover younger than a pass may belong to one still running.
-		OrphanAge: time.Duration(cfg.PassTimeout),
+		OrphanAge:    time.Duration(cfg.PassTimeout),
+		OnCheckpoint: onCheckpoint,
 	})
 	if err != nil {
 		return nil, err

@@ -266,8 +266,8 @@ func TestInvalidFiles(t *testing.T) {
 		{file: "defaults", line: 24, key: "defaults", msg: "unseen_for must exceed 3m0s"},
 		// metrics, notify, log
 		{file: "metrics-listen", line: 25, key: "metrics.listen", msg: `must be host:port, such as :9464, got "9464"`},
-		{file: "metrics-pushgateway", line: 25, key: "metrics.pushgateway", msg: "must be an http or https URL, or host:port"},
-		{file: "notify-url", line: 25, key: "notify.webhook_url_file", msg: "the webhook URL must be an http or https URL", secrets: true},
+		{file: "metrics-pushgateway", line: 25, key: "metrics.pushgateway", msg: "must be an http:// or https:// URL, or host:port"},
+		{file: "notify-url", line: 25, key: "notify.webhook_url_file", msg: "the webhook URL must be an http:// or https:// URL", secrets: true},
 		{file: "notify-timeout", line: 25, key: "notify.timeout", msg: "must be longer than 0"},
 		{file: "log-level", line: 25, key: "log.level", msg: `must be debug, info, warn or error, got "verbose"`},
 		{file: "log-format", line: 25, key: "log.format", msg: `must be auto, text or json, got "xml"`},

@@ -25,10 +25,6 @@ import (
 // make.
 const fieldManager = "unleash-rotator-test"
 
-// monitoringKinds are the Prometheus Operator's kinds, whose CRDs the test
-// API server does not have: tools/monitoringcheck checks them instead.
-var monitoringKinds = []string{"ServiceMonitor", "PrometheusRule"}
-
 // TestKustomizeOnAPIServer applies every kustomization to the real API
 // server, in the namespace they name, as `kubectl apply --server-side`
 // would, with strict field validation (an unknown field, a wrong type or an

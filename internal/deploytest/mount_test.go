@@ -318,7 +318,9 @@ func credential(pod, c map[string]any) *syscall.Credential {
 // with cat running with the container's credentials.
 func readAs(tb testing.TB, pod map[string]any, f volumeFile) error {
 	tb.Helper()
-	root, err := os.MkdirTemp("", "deploytest-volume-")
+	// Not tb.TempDir: its parents are private to root, and the container's
+	// user must be able to traverse to the volume, as on a node.
+	root, err := os.MkdirTemp("", "deploytest-volume-") //nolint:usetesting // see above
 	require.NoError(tb, err)
 	tb.Cleanup(func() { _ = os.RemoveAll(root) })
 	require.NoError(tb, os.Chmod(root, 0o755)) // as the kubelet's pods directory is traversable

@@ -176,10 +176,13 @@ func TestPassCost(t *testing.T) {
 	assert.Equal(t, map[string]int{"GET /api/admin/api-tokens": 1, "GET /api/admin/ui-config": 1, "POST /api/admin/projects/{p}/api-tokens": 20, "GET /api/client/features": 20}, fake.take())
 
 	// Retiring the 20 replaced tokens uses the O(1) instance delete route,
-	// never the project route that scans every token.
+	// never the project route that scans every token, and checks once each
+	// that Unleash rejects them (the fake does at once; the real Unleash
+	// within its minute of caching, checked every PollInterval).
 	rep = e.Run(ctx, []rotation.Target{target}, rotation.Options{})
 	require.NoError(t, rep.Errors())
-	assert.Equal(t, map[string]int{"GET /api/admin/api-tokens": 1, "DELETE /api/admin/api-tokens/{token}": 20}, fake.take())
+	assert.Equal(t, map[string]int{"GET /api/admin/api-tokens": 1, "DELETE /api/admin/api-tokens/{token}": 20, "GET /api/client/features": 20}, fake.take())
+	assert.Equal(t, rotation.Tally{Done: 20}, rep.Summary().Confirmations)
 }
 
 // BenchmarkPass measures a pass over 2000 tokens with two file sinks each:

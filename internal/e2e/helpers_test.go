@@ -28,13 +28,12 @@ import (
 const day = 24 * time.Hour
 
 func TestMain(m *testing.M) {
-	if os.Getenv(crashStepEnv) != "" {
-		os.Exit(crashChild())
-	}
-	os.Exit(unleashtest.Main(m, unleashtest.Options{
+	code := unleashtest.Main(m, unleashtest.Options{
 		Edge:    true,
 		SeedSQL: unleashtest.SeedProjectsSQL([]string{"team-a"}, []string{"development", "production"}),
-	}, nil))
+	}, nil)
+	removeBinaries()
+	os.Exit(code)
 }
 
 // logBuffer collects a test's logs, so they can be searched for secrets and

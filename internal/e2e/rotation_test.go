@@ -389,7 +389,7 @@ func TestEmergencyRevoke(t *testing.T) {
 	require.NoError(t, rep.Errors())
 	res := rep.Results[0]
 	require.Len(t, res.Retired, 1)
-	assert.True(t, res.Retired[0].Confirmed, "the old token is confirmed dead")
+	assert.Equal(t, rotation.ConfirmDone, res.Retired[0].Confirmation, "the old token is confirmed dead")
 	require.ErrorIs(t, r.admin.Verify(t.Context(), tok.Secret, unleash.ClientAPI), unleash.ErrUnauthorized)
 	checkInvariants(t, r.admin, r.sinks, map[string]string{"a": "team-a/development/backend-" + base + ".env"}, base, "team-a", "development", unleash.TypeBackend)
 	noSecretsIn(t, r.logs.String(), tok.Secret)

@@ -19,6 +19,7 @@ package field
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -127,4 +128,20 @@ func OrList(words []string) string {
 		return strings.Join(words, "")
 	}
 	return strings.Join(words[:len(words)-1], ", ") + " or " + words[len(words)-1]
+}
+
+// HTTPURL parses an http(s) URL with a host. Its errors finish a sentence
+// about the value ("… must be an http:// or https:// URL") and never quote
+// it: URLs of credentials' endpoints carry passwords and tokens.
+func HTTPURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		return nil, errors.New("is not a valid URL")
+	case u.Scheme != "http" && u.Scheme != "https":
+		return nil, errors.New("must be an http:// or https:// URL")
+	case u.Host == "":
+		return nil, errors.New("has no host")
+	}
+	return u, nil
 }

@@ -160,7 +160,8 @@ func (cp *ControlPlane) start(ctx context.Context, kubeBin, etcdBin string) erro
 		return err
 	}
 
-	env := serverEnv(os.Environ())
+	// etcd reads ETCD_* variables as flags: not the test's.
+	env := testenv.WithoutPrefix(os.Environ(), "ETCD_")
 	etcdURL := fmt.Sprintf("http://127.0.0.1:%d", etcdClient)
 	peerURL := fmt.Sprintf("http://127.0.0.1:%d", etcdPeer)
 	cp.etcd, err = startProcess("etcd", etcdBin, []string{
@@ -309,18 +310,6 @@ func (cp *ControlPlane) ConfigWithToken(token string) *rest.Config {
 		Timeout:   30 * time.Second,
 		UserAgent: "kubetest",
 	}
-}
-
-// serverEnv is the environment of etcd and kube-apiserver: the test's,
-// without the ETCD_* variables, which etcd would read as flags.
-func serverEnv(env []string) []string {
-	out := make([]string, 0, len(env))
-	for _, kv := range env {
-		if !strings.HasPrefix(kv, "ETCD_") {
-			out = append(out, kv)
-		}
-	}
-	return out
 }
 
 // freePorts returns n distinct free loopback ports. They are free when

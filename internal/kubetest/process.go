@@ -6,9 +6,10 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
+
+	"github.com/unleash-rotator/unleash-rotator/internal/testenv"
 )
 
 // stopTimeout is how long a process may take to exit after SIGINT before
@@ -22,7 +23,7 @@ const logTail = 32 << 10
 type process struct {
 	name    string
 	cmd     *exec.Cmd
-	out     *tailBuffer
+	out     *testenv.Tail
 	exited  chan struct{} // closed once the process has exited
 	waitErr error         // cmd.Wait's result, set before exited closes
 }
@@ -34,7 +35,7 @@ func startProcess(name, bin string, args []string, env []string) (*process, erro
 	cmd := exec.Command(bin, args...) //nolint:gosec // G204: the cached etcd and kube-apiserver
 	cmd.Env = env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	p := &process{name: name, cmd: cmd, out: &tailBuffer{max: logTail}, exited: make(chan struct{})}
+	p := &process{name: name, cmd: cmd, out: &testenv.Tail{Max: logTail}, exited: make(chan struct{})}
 	cmd.Stdout = p.out
 	cmd.Stderr = p.out
 	if err := cmd.Start(); err != nil {
@@ -74,27 +75,4 @@ func (p *process) outSuffix() string {
 		return "; last output of " + p.name + ":\n" + out
 	}
 	return ""
-}
-
-// tailBuffer is an io.Writer that keeps the last max bytes written to it.
-type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	buf []byte
-}
-
-func (b *tailBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf = append(b.buf, p...)
-	if over := len(b.buf) - b.max; over > 0 {
-		b.buf = append(b.buf[:0], b.buf[over:]...)
-	}
-	return len(p), nil
-}
-
-func (b *tailBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return string(b.buf)
 }

@@ -3,14 +3,12 @@ package metrics
 import (
 	"maps"
 	"net"
-	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/unleash-rotator/unleash-rotator/internal/field"
-	"github.com/unleash-rotator/unleash-rotator/internal/secret"
 )
 
 // DefaultListen is where `rotator run` serves metrics when the
@@ -100,14 +98,10 @@ func pushgatewayURL(raw string) string {
 // checkPushgateway checks a Pushgateway address without quoting a
 // password it may hold.
 func checkPushgateway(raw string) string {
-	u, err := url.Parse(pushgatewayURL(raw))
+	u, err := field.HTTPURL(pushgatewayURL(raw))
 	switch {
 	case err != nil:
-		return "is not a URL: " + secret.Scrub(pushgatewayURL(raw))
-	case u.Scheme != "http" && u.Scheme != "https":
-		return "must be an http or https URL, or host:port"
-	case u.Host == "":
-		return "has no host"
+		return err.Error() + ", or host:port"
 	case u.RawQuery != "" || u.Fragment != "":
 		return "must not have a query or fragment"
 	}

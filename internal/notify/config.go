@@ -2,6 +2,7 @@ package notify
 
 import (
 	"errors"
+	"fmt"
 	"net/url"
 	"time"
 
@@ -73,14 +74,9 @@ func parseURL(raw secret.Secret) (*url.URL, error) {
 	if raw.IsZero() {
 		return nil, errors.New("the webhook URL is empty")
 	}
-	u, err := url.Parse(raw.Reveal())
-	switch {
-	case err != nil:
-		return nil, errors.New("the webhook URL is not a valid URL")
-	case u.Scheme != "http" && u.Scheme != "https":
-		return nil, errors.New("the webhook URL must be an http or https URL")
-	case u.Host == "":
-		return nil, errors.New("the webhook URL has no host")
+	u, err := field.HTTPURL(raw.Reveal())
+	if err != nil {
+		return nil, fmt.Errorf("the webhook URL %w", err)
 	}
 	return u, nil
 }

@@ -186,7 +186,7 @@ func TestNewReadsTheURLFile(t *testing.T) {
 
 	require.NoError(t, os.WriteFile(file, []byte("ftp://hooks.example"+hookPath), 0o600))
 	_, err = New(Config{WebhookURLFile: file})
-	require.ErrorContains(t, err, "must be an http or https URL")
+	require.ErrorContains(t, err, "must be an http:// or https:// URL")
 	assertNoURL(t, err)
 
 	env := Config{WebhookURL: secret.New("https://env.example" + hookPath), WebhookURLFile: file}

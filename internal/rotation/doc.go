@@ -25,7 +25,11 @@
 // The report tells the truth: a lineage is [OutcomeOK] only when every
 // destination holds its current token and nothing due was left in place; a
 // step is reported done only once it was; [Report.Summary] counts, per kind
-// of work, what succeeded, what failed and what waits.
+// of work, what succeeded, what failed and what waits. A retirement is
+// confirmed by authenticating with the old token until Unleash rejects it
+// (a [Confirmation]): a deleted token before the pass ends, an expired one
+// by the pass that cleans it up, and one whose secret is unknown is
+// reported as such.
 //
 // # No state of its own
 //

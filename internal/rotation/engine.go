@@ -31,9 +31,10 @@ type Config struct {
 	// flight included: on a multi-node Unleash, other nodes learn of a token
 	// at their next token-cache refresh, up to 60 s later (default 75 s).
 	VerifyTimeout time.Duration
-	// RevokeTimeout is how long a revoked token may keep working before the
-	// revocation is reported as not effective (default 90 s; Unleash takes up
-	// to 60 s).
+	// RevokeTimeout is how long a deleted token may keep working before the
+	// retirement or revocation is reported as not effective (default 90 s;
+	// Unleash takes up to 60 s). A pass checks every token it deleted at
+	// once, so it waits this long at most, however many it deleted.
 	RevokeTimeout time.Duration
 	// PollInterval paces verification polling (default 2 s).
 	PollInterval time.Duration
@@ -140,6 +141,12 @@ type job struct {
 	// reason than Unleash rejecting the token.
 	edgeChecks, edgeCheckFailures int
 	edgeCheckErr                  error
+	// checks are the tokens the job deleted, to check Unleash rejects
+	// them before the pass ends.
+	checks []*check
+	// plannedAt is when the decision was made; started is when the job
+	// began carrying it out.
+	plannedAt, started time.Time
 }
 
 // Run performs one pass over targets: list what Unleash has, read every
@@ -200,7 +207,7 @@ func (e *Engine) Run(ctx context.Context, targets []Target, opts Options) *Repor
 		plan = PlanPass(in)
 	}
 	for i, j := range jobs {
-		j.start(plan.Decisions[i])
+		j.start(plan.Decisions[i], in.Now)
 	}
 	rep.Capacity = usages(in)
 
@@ -209,12 +216,20 @@ func (e *Engine) Run(ctx context.Context, targets []Target, opts Options) *Repor
 			j.res.Outcome = OutcomePlanned
 		}
 	} else {
+		for _, j := range jobs {
+			j.started = e.cfg.Now()
+		}
 		// Free capacity everywhere before anything is created.
 		e.each(ctx, jobs, e.cleanup, func(j *job, err error) { j.broken = err })
 		e.each(ctx, jobs, func(ctx context.Context, j *job) { e.execute(ctx, j, opts) }, func(j *job, err error) {
 			j.res.Outcome, j.res.Err = OutcomeFailed, errors.Join(j.res.Err, err)
-			e.logResult(j)
 		})
+		// Every deleted token at once: the pass waits for Unleash's cache
+		// once, not once per token.
+		e.confirm(ctx, jobs)
+		for _, j := range jobs {
+			e.finish(j)
+		}
 	}
 	rep.Results = slices.Grow(rep.Results, len(jobs))
 	for _, j := range jobs {
@@ -224,8 +239,8 @@ func (e *Engine) Run(ctx context.Context, targets []Target, opts Options) *Repor
 }
 
 // start readies a job to carry out its decision.
-func (j *job) start(d Decision) {
-	j.decision = d
+func (j *job) start(d Decision, now time.Time) {
+	j.decision, j.plannedAt = d, now
 	j.sinks = slices.Clone(j.subject.Observation.Sinks)
 	if d.Current != nil {
 		j.current = d.Current.ID

@@ -113,8 +113,8 @@ func (b *fakeBackend) Verify(ctx context.Context, t Token) error {
 			return nil
 		}
 	}
-	if _, ok := b.gone[t.ID]; ok {
-		return nil // still cached
+	if _, ok := b.gone[t.ID]; ok && !t.Expired(b.now()) {
+		return nil // still cached (Unleash checks a cached token's expiry)
 	}
 	return ErrRejected
 }
@@ -468,7 +468,7 @@ func TestEngineRevokeOld(t *testing.T) {
 		res := rep.Results[0]
 		assert.Equal(t, ActionRotate, res.Decision.Action)
 		require.Len(t, res.Retired, 1)
-		assert.True(t, res.Retired[0].Confirmed)
+		assert.Equal(t, ConfirmDone, res.Retired[0].Confirmation)
 		assert.Equal(t, []string{"orig"}, w.backend.deleted)
 	})
 }
@@ -489,7 +489,7 @@ func TestEngineRevokeOldRetiresEachTokenOnce(t *testing.T) {
 		var retired []string
 		for _, r := range rep.Results[0].Retired {
 			retired = append(retired, r.Token.ID)
-			assert.True(t, r.Confirmed)
+			assert.Equal(t, ConfirmDone, r.Confirmation)
 		}
 		assert.ElementsMatch(t, []string{"orig", "older"}, retired)
 		assert.ElementsMatch(t, []string{"orig", "older"}, w.backend.deleted, "each deleted once")
@@ -531,8 +531,8 @@ func TestEngineRevokeNotEffective(t *testing.T) {
 		rep := w.run([]Target{target(logPolicy())}, Options{Force: func(Lineage) bool { return true }, RevokeOld: true})
 		res := rep.Results[0]
 		require.Len(t, res.Retired, 1)
-		assert.False(t, res.Retired[0].Confirmed)
-		assert.Contains(t, res.Retired[0].Err.Error(), "but Unleash still accepts it")
+		assert.Equal(t, ConfirmFailed, res.Retired[0].Confirmation)
+		assert.Contains(t, res.Retired[0].Err.Error(), "still accepted")
 		assert.True(t, rep.Failed())
 	})
 }

@@ -51,21 +51,34 @@ func (e *Engine) cleanup(ctx context.Context, j *job) {
 		if err != nil {
 			err = fmt.Errorf("delete %q: %w", r.Token.Name, err)
 		}
-		j.res.Retired = append(j.res.Retired, Retired{Retirement: r, Err: err})
 		what := map[RetireStep]string{StepOrphan: "a leftover of an interrupted rotation", StepGC: "an expired token"}[r.Step]
 		attrs := append(tokenAttrs(r.Token), "action", "delete-"+string(r.Step), "reason", r.Reason)
 		if err != nil {
+			j.res.Retired = append(j.res.Retired, Retired{Retirement: r, Err: err})
 			j.log.Error("could not delete "+what, append(attrs, "err", err)...)
 			continue
 		}
-		j.log.Info("deleted "+what, attrs...)
+		j.log.Info("deleted "+what, append(attrs, j.retired(r, "deleted")...)...)
 	}
 }
 
-// execute carries out a lineage's decision, then its retirements, and logs
-// the result.
+// retired records a retirement step that was carried out, and how it is
+// confirmed; it returns the log attributes that say so.
+func (j *job) retired(r Retirement, verb string) []any {
+	c, checkNow := confirmationOf(r)
+	j.res.Retired = append(j.res.Retired, Retired{Retirement: r, Confirmation: c})
+	if checkNow {
+		j.checkLater(len(j.res.Retired)-1, verb)
+	}
+	if note := confirmNote(r, c, checkNow); note != "" {
+		return []any{"confirmation", note}
+	}
+	return nil
+}
+
+// execute carries out a lineage's decision, then its retirements. The
+// pass confirms the retirements, then finishes the job ([Engine.finish]).
 func (e *Engine) execute(ctx context.Context, j *job, opts Options) {
-	start := e.cfg.Now()
 	outcome, err := e.act(ctx, j, opts)
 	if outcome == OutcomeOK {
 		if e.revokes(j, opts) {
@@ -75,8 +88,13 @@ func (e *Engine) execute(ctx context.Context, j *job, opts Options) {
 		}
 	}
 	j.res.Outcome, j.res.Err = outcome, err
+	j.res.Duration = e.cfg.Now().Sub(j.started)
+}
+
+// finish settles a job's outcome once everything it did is known (its
+// retirements confirmed), and logs it.
+func (e *Engine) finish(j *job) {
 	e.settle(j)
-	j.res.Duration = e.cfg.Now().Sub(start)
 	e.logResult(j)
 }
 
@@ -394,11 +412,13 @@ func (e *Engine) retire(ctx context.Context, j *job) (Outcome, error) {
 				j.log.Error("could not retire the old token", append(attrs, "action", "retire-"+string(r.Step), "err", done.Err)...)
 				break
 			}
+			note := j.retired(r, "retired")
 			if r.Step == StepExpire {
-				j.log.Info("retired: expiry shortened", append(attrs, "action", "retire-expire", "new_expires_at", r.At)...)
+				j.log.Info("retired: expiry shortened", slices.Concat(attrs, []any{"action", "retire-expire", "new_expires_at", r.At}, note)...)
 			} else {
-				j.log.Info("retired: deleted", append(attrs, "action", "retire-delete")...)
+				j.log.Info("retired: deleted", slices.Concat(attrs, []any{"action", "retire-delete"}, note)...)
 			}
+			continue
 		}
 		j.res.Retired = append(j.res.Retired, done)
 	}
@@ -443,8 +463,8 @@ func (e *Engine) recheck(ctx context.Context, j *job) error {
 	return nil
 }
 
-// revoke deletes the replaced token and every older live one at once, and
-// waits until Unleash rejects them, recording each outcome.
+// revoke deletes the replaced token and every older live one at once; the
+// pass then waits until Unleash rejects them ([Engine.confirm]).
 func (e *Engine) revoke(ctx context.Context, j *job) {
 	b, err := e.backend(j.subject.Lineage.Spec.Kind)
 	if err != nil {
@@ -453,35 +473,24 @@ func (e *Engine) revoke(ctx context.Context, j *job) {
 	old := *j.decision.Current
 	for _, t := range append([]Token{old}, liveOlder(e.cfg.Now(), j.subject.Observation.Tokens, old)...) {
 		t.Secret = secretOf(t, j.subject.Observation)
-		r := Retired{Retirement: Retirement{Token: t, Step: StepDelete, Reason: "revoked at once (--revoke-old)"}}
+		r := Retirement{Token: t, Step: StepDelete, Reason: "revoked at once (--revoke-old)"}
 		e.checkpoint(j, CheckpointRetire, "")
-		if err := b.Delete(ctx, t); err != nil {
-			r.Err = fmt.Errorf("revoke %q: %w", t.Name, err)
+		var err error
+		if err = b.Delete(ctx, t); err != nil {
+			err = fmt.Errorf("revoke %q: %w", t.Name, err)
 		} else if t.Secret.IsZero() {
-			r.Err = fmt.Errorf("revoked %q but cannot confirm it is dead: its secret is unknown", t.Name)
-		} else {
-			j.log.Info("revoked; waiting until Unleash rejects it", "action", "revoke", "token_name", t.Name, "fingerprint", t.Secret.Fingerprint())
-			err := e.poll(ctx, e.cfg.RevokeTimeout, func(ctx context.Context) (bool, error) {
-				switch verr := b.Verify(ctx, t); {
-				case errors.Is(verr, ErrRejected):
-					return true, nil
-				case verr == nil:
-					return false, errors.New("it still authenticates")
-				default:
-					return false, verr
-				}
-			})
-			if err != nil {
-				r.Err = fmt.Errorf("revoked %q but Unleash still accepts it: %w", t.Name, err)
-			} else {
-				r.Confirmed = true
-				j.log.Info("revocation confirmed: Unleash rejects the old token", "action", "revoke-confirmed", "token_name", t.Name)
-			}
+			// An emergency revocation was asked to confirm: not being able
+			// to is an error, unlike for a routine retirement.
+			err = fmt.Errorf("revoked %q but cannot confirm it is dead: its secret is unknown", t.Name)
 		}
-		if r.Err != nil {
-			j.log.Error("revocation failed", "action", "revoke", "token_name", t.Name, "err", r.Err)
+		if err != nil {
+			j.res.Retired = append(j.res.Retired, Retired{Retirement: r, Err: err})
+			j.log.Error("revocation failed", "action", "revoke", "token_name", t.Name, "err", err)
+			continue
 		}
-		j.res.Retired = append(j.res.Retired, r)
+		j.res.Retired = append(j.res.Retired, Retired{Retirement: r})
+		j.checkLater(len(j.res.Retired)-1, "revoked")
+		j.log.Info("revoked; waiting until Unleash rejects it", "action", "revoke", "token_name", t.Name, "fingerprint", t.Secret.Fingerprint())
 	}
 }
 
@@ -517,7 +526,10 @@ func (e *Engine) settle(j *job) {
 	switch {
 	case len(off) > 0:
 		j.res.Outcome, j.res.Err = OutcomePending, fmt.Errorf("%s lack the current token; the next pass delivers it", strings.Join(off, ", "))
-	case !j.res.Completed && !d.RenewAt.IsZero() && !e.cfg.Now().Before(d.RenewAt):
+	case !j.res.Completed && !d.RenewAt.IsZero() && !j.plannedAt.Before(d.RenewAt):
+		// Due when the pass planned; one that fell due during the pass
+		// (waiting for Unleash to reject a deleted token) is the next
+		// pass's work.
 		j.res.Outcome, j.res.Err = OutcomePending, fmt.Errorf("due since %s but not rotated", d.RenewAt.UTC().Format(time.RFC3339))
 	}
 }

@@ -271,7 +271,7 @@ func (s *losingSink) Get(ctx context.Context, dest string) (Record, error) {
 	if dest == s.dest && s.reads > 0 {
 		if s.reads--; s.reads == 0 {
 			s.memSink.mu.Lock()
-			delete(s.memSink.data, dest)
+			delete(s.data, dest)
 			s.memSink.mu.Unlock()
 		}
 	}
@@ -363,14 +363,19 @@ func TestSettleNeverCallsAnUnfinishedLineageOK(t *testing.T) {
 		current *Token
 		sinks   []SinkState
 		retired []Retired
-		want    Outcome
-		err     string
+		// plannedEarly plans the pass just before current fell due.
+		plannedEarly bool
+		want         Outcome
+		err          string
 	}{
 		{name: "every destination holds it", current: &notDue, sinks: []SinkState{holding("s1", notDue, now)}, want: OutcomeOK},
 		{name: "one holds another token", current: &notDue, sinks: []SinkState{holding("s1", notDue, now), holding("s2", other, now)}, want: OutcomePending, err: "s2:p lack the current token"},
 		{name: "one is empty", current: &notDue, sinks: []SinkState{empty("s1")}, want: OutcomePending, err: "s1:p lack the current token"},
 		{name: "no token, nothing published", sinks: []SinkState{empty("s1")}, want: OutcomeOK},
 		{name: "due, not rotated", current: &cur, sinks: []SinkState{holding("s1", cur, now)}, want: OutcomePending, err: "due since"},
+		// The pass waited (for Unleash to reject a deleted token) while the
+		// token fell due: the next pass rotates it; this one did its work.
+		{name: "fell due during the pass", current: &cur, sinks: []SinkState{holding("s1", cur, now)}, plannedEarly: true, want: OutcomeOK},
 		{name: "a clean-up failed", current: &notDue, sinks: []SinkState{holding("s1", notDue, now)}, retired: []Retired{{Err: errors.New("x")}}, want: OutcomeFailed},
 	}
 	for _, tt := range tests {
@@ -382,7 +387,11 @@ func TestSettleNeverCallsAnUnfinishedLineageOK(t *testing.T) {
 				d.RenewAt = logPolicy().RenewAt(*tt.current)
 			}
 			j := &job{subject: Subject{Lineage: lineage(logPolicy()), Observation: Observation{Sinks: tt.sinks}}}
-			j.start(d)
+			planned := now
+			if tt.plannedEarly {
+				planned = d.RenewAt.Add(-time.Second)
+			}
+			j.start(d, planned)
 			j.res.Outcome, j.res.Retired = OutcomeOK, tt.retired
 			w.engine.settle(j)
 			assert.Equal(t, tt.want, j.res.Outcome)

@@ -59,10 +59,20 @@ type Result struct {
 // Retired is the outcome of one retirement decision.
 type Retired struct {
 	Retirement
+	// Err is set when the step failed, or when it was carried out but
+	// Unleash was not seen to reject the token (Confirmation is then
+	// [ConfirmFailed]).
 	Err error
-	// Confirmed is set when a revoked token was seen to be rejected.
-	Confirmed bool
+	// Confirmation says whether Unleash was seen to reject the token.
+	Confirmation Confirmation
+	// ConfirmedAfter is how long after the delete Unleash was first seen
+	// rejecting the token ([ConfirmDone]).
+	ConfirmedAfter time.Duration
 }
+
+// Done reports whether the step was carried out (whatever its
+// confirmation).
+func (r Retired) Done() bool { return r.Err == nil || r.Confirmation == ConfirmFailed }
 
 // Report is the outcome of a pass.
 type Report struct {
@@ -182,6 +192,13 @@ type Summary struct {
 	Retirements Tally
 	// Candidates are replaced tokens that retire mode log leaves alone.
 	Candidates int
+	// Confirmations check that Unleash rejects the tokens the pass
+	// retired: Done, Unleash rejects it; Failed, it still accepted it past
+	// the bound or could not be asked; Pending, an expiry that a later
+	// pass checks. Unconfirmable retirements cannot be checked: the
+	// token's secret is unknown (secure-token mode, PATs).
+	Confirmations Tally
+	Unconfirmable int
 	// Cleanups delete leftovers of interrupted rotations and expired tokens.
 	Cleanups Tally
 	// Blocked lineages were left untouched (see their reasons).
@@ -258,11 +275,25 @@ func (s *Summary) add(res Result) {
 		case StepGC, StepOrphan:
 			t = &s.Cleanups
 		}
-		if rt.Err != nil {
-			t.Failed++
-		} else {
+		if rt.Done() {
 			t.Done++
+		} else {
+			t.Failed++
 		}
+		s.addConfirmation(rt.Confirmation)
+	}
+}
+
+func (s *Summary) addConfirmation(c Confirmation) {
+	switch c {
+	case ConfirmDone:
+		s.Confirmations.Done++
+	case ConfirmFailed:
+		s.Confirmations.Failed++
+	case ConfirmLater:
+		s.Confirmations.Pending++
+	case ConfirmImpossible:
+		s.Unconfirmable++
 	}
 }
 
@@ -276,7 +307,7 @@ func (s Summary) LogValue() slog.Value {
 	for _, n := range []struct {
 		k string
 		n int
-	}{{"up_to_date", s.UpToDate}, {"blocked", s.Blocked}, {"retire_candidates", s.Candidates}} {
+	}{{"up_to_date", s.UpToDate}, {"blocked", s.Blocked}, {"retire_candidates", s.Candidates}, {"unconfirmable", s.Unconfirmable}} {
 		if n.n != 0 {
 			attrs = append(attrs, slog.Int(n.k, n.n))
 		}
@@ -284,7 +315,7 @@ func (s Summary) LogValue() slog.Value {
 	for _, t := range []struct {
 		k string
 		t Tally
-	}{{"rotations", s.Rotations}, {"publications", s.Publications}, {"adoptions", s.Adoptions}, {"retirements", s.Retirements}, {"cleanups", s.Cleanups}} {
+	}{{"rotations", s.Rotations}, {"publications", s.Publications}, {"adoptions", s.Adoptions}, {"retirements", s.Retirements}, {"confirmations", s.Confirmations}, {"cleanups", s.Cleanups}} {
 		if !t.t.zero() {
 			attrs = append(attrs, slog.Any(t.k, t.t))
 		}

@@ -44,6 +44,9 @@ func NewFieldData(m rotation.Metadata) FieldData {
 	}
 }
 
+// templateFields names what a field template may use, for error messages.
+const templateFields = "fields: .TokenName .TokenType .Environment .Projects .ExpiresAt .CreatedAt .Fingerprint .RotationID"
+
 // Fields are parsed field templates, by the key they are written to.
 type Fields map[string]*template.Template
 
@@ -61,12 +64,11 @@ func ParseFields(fields map[string]string) (Fields, error) {
 	var errs []error
 	for _, k := range slices.Sorted(maps.Keys(fields)) {
 		t, err := template.New(k).Option("missingkey=error").Parse(fields[k])
-		if err != nil {
-			errs = append(errs, field.Errorf(field.Path("fields", k), "%v", err))
-			continue
+		if err == nil {
+			_, err = render(t, sample)
 		}
-		if _, err := render(t, sample); err != nil {
-			errs = append(errs, field.Errorf(field.Path("fields", k), "%v", err))
+		if err != nil {
+			errs = append(errs, field.Errorf(field.Path("fields", k), "invalid template: %v (%s)", err, templateFields))
 			continue
 		}
 		out[k] = t

@@ -13,6 +13,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 )
 
@@ -80,4 +82,42 @@ func ModuleRoot() (string, error) {
 		}
 		dir = parent
 	}
+}
+
+// WithoutPrefix returns env without the variables whose names start with
+// prefix: a server started for a test must not read the test's own
+// VAULT_* or ETCD_* settings as its configuration.
+func WithoutPrefix(env []string, prefix string) []string {
+	out := make([]string, 0, len(env))
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, prefix) {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// Tail is an io.Writer that keeps the last Max bytes written to it: a
+// server's output, for the error that says why it did not start.
+type Tail struct {
+	Max int
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (b *Tail) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf = append(b.buf, p...)
+	if over := len(b.buf) - b.Max; over > 0 {
+		b.buf = append(b.buf[:0], b.buf[over:]...)
+	}
+	return len(p), nil
+}
+
+// String returns what the buffer holds.
+func (b *Tail) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return string(b.buf)
 }

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/unleash-rotator/unleash-rotator/internal/field"
 	"github.com/unleash-rotator/unleash-rotator/internal/secret"
 )
 
@@ -304,14 +305,10 @@ func parseBaseURL(raw string) (*url.URL, error) {
 // logs), a query, or the /api the routes add themselves. Its errors finish
 // the sentence "base URL ..." and never quote the URL.
 func checkBaseURL(raw string) (*url.URL, error) {
-	u, err := url.Parse(strings.TrimSpace(raw))
+	u, err := field.HTTPURL(strings.TrimSpace(raw))
 	switch {
 	case err != nil:
-		return nil, errors.New("is not a valid URL")
-	case u.Scheme != "http" && u.Scheme != "https":
-		return nil, errors.New("must be an http:// or https:// URL")
-	case u.Host == "":
-		return nil, errors.New("has no host")
+		return nil, err
 	case u.User != nil:
 		return nil, errors.New("must not contain credentials: give the token through unleash.token_file or ROTATOR_UNLEASH_TOKEN(_FILE)")
 	case u.RawQuery != "" || u.Fragment != "":

@@ -62,7 +62,7 @@ type Server struct {
 	cmd      *exec.Cmd
 	exited   chan struct{} // closed once the process has exited
 	waitErr  error         // the result of cmd.Wait, set before exited closes
-	stderr   *tailBuffer
+	stderr   *testenv.Tail
 	stopOnce sync.Once
 	stopErr  error
 }
@@ -115,10 +115,11 @@ func Start(ctx context.Context) (*Server, error) {
 	}
 
 	cmd := exec.Command(bin, "-listen", "127.0.0.1:0")
-	cmd.Env = envWithoutVault(os.Environ())
+	// vaultdev's own API client would read the test's VAULT_* variables.
+	cmd.Env = testenv.WithoutPrefix(os.Environ(), "VAULT_")
 	cmd.SysProcAttr = sysProcAttr()
 	stdout, stdoutW := io.Pipe()
-	s := &Server{cmd: cmd, exited: make(chan struct{}), stderr: &tailBuffer{max: stderrTail}}
+	s := &Server{cmd: cmd, exited: make(chan struct{}), stderr: &testenv.Tail{Max: stderrTail}}
 	cmd.Stdout = stdoutW
 	cmd.Stderr = s.stderr
 	if err := cmd.Start(); err != nil {
@@ -258,39 +259,4 @@ func (s *Server) ClientWithToken(tb testing.TB, token string) *api.Client {
 	c.ClearNamespace()
 	c.SetHeaders(http.Header{api.RequestHeaderName: []string{"true"}})
 	return c
-}
-
-// envWithoutVault drops the VAULT_* variables, which vaultdev's own API
-// client would otherwise read.
-func envWithoutVault(env []string) []string {
-	out := make([]string, 0, len(env))
-	for _, kv := range env {
-		if !strings.HasPrefix(kv, "VAULT_") {
-			out = append(out, kv)
-		}
-	}
-	return out
-}
-
-// tailBuffer is an io.Writer that keeps the last max bytes written to it.
-type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	buf []byte
-}
-
-func (b *tailBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf = append(b.buf, p...)
-	if over := len(b.buf) - b.max; over > 0 {
-		b.buf = append(b.buf[:0], b.buf[over:]...)
-	}
-	return len(p), nil
-}
-
-func (b *tailBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return string(b.buf)
 }

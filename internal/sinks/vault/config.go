@@ -3,7 +3,6 @@ package vault
 import (
 	"errors"
 	"fmt"
-	"net/url"
 	"strings"
 	"time"
 
@@ -137,14 +136,10 @@ func (c Config) Validate() error {
 // checkAddress checks Vault's URL. Its error finishes a sentence about the
 // address and does not quote it.
 func checkAddress(addr string) error {
-	u, err := url.Parse(addr)
+	u, err := field.HTTPURL(addr)
 	switch {
 	case err != nil:
-		return errors.New("is not a valid URL")
-	case u.Scheme != "http" && u.Scheme != "https":
-		return errors.New("must be an http:// or https:// URL")
-	case u.Host == "":
-		return errors.New("has no host")
+		return err
 	case u.User != nil || u.RawQuery != "" || u.Fragment != "":
 		return errors.New("must be http(s)://host:port, without credentials, query or fragment")
 	}

@@ -7,13 +7,13 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"text/template"
 	"time"
 
 	"github.com/hashicorp/vault/api"
 
 	"github.com/unleash-rotator/unleash-rotator/internal/rotation"
 	"github.com/unleash-rotator/unleash-rotator/internal/secret"
+	"github.com/unleash-rotator/unleash-rotator/internal/sinks"
 )
 
 // Sink publishes secrets to a Vault KV mount. It implements
@@ -25,7 +25,7 @@ type Sink struct {
 	mount     string
 	kvVersion int
 	field     string
-	fields    map[string]*template.Template
+	fields    sinks.Fields
 	logger    *slog.Logger
 	now       func() time.Time
 
@@ -244,13 +244,12 @@ func (s *Sink) explain(op, dest, path string, err error) error {
 // renderData returns the data Put writes: the secret in the configured
 // field and the rendered fields.
 func (s *Sink) renderData(sec secret.Secret, meta rotation.Metadata) (map[string]any, error) {
+	fields, err := s.fields.Render(meta)
+	if err != nil {
+		return nil, err
+	}
 	data := map[string]any{s.field: sec.Reveal()}
-	fd := newFieldData(meta)
-	for k, t := range s.fields {
-		v, err := renderField(t, fd)
-		if err != nil {
-			return nil, err
-		}
+	for k, v := range fields {
 		data[k] = v
 	}
 	return data, nil
