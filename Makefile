@@ -58,6 +58,10 @@ fmt: ## format the code
 bench: test-deps ## run the benchmarks (sink cost per rotation, engine pass cost)
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem $(PKGS)
 
+.PHONY: bench-e2e
+bench-e2e: test-deps ## the rotator vs a real Unleash at 2000 tokens, with ratios: writes BENCHMARKS.md (~10 min)
+	scripts/bench-e2e.sh
+
 FUZZTIME ?= 30s
 
 .PHONY: fuzz

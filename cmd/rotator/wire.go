@@ -51,7 +51,7 @@ var onCheckpoint func(rotation.CheckpointEvent)
 func build(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*rotator, error) {
 	// client-go logs through klog; send what it says to our logger.
 	kube.RouteKlog(logger)
-	client, err := unleash.New(cfg.Unleash, unleash.WithUserAgent("unleash-rotator/"+version))
+	client, err := unleash.New(cfg.Unleash, unleash.WithUserAgent("unleash-rotator/"+version), unleash.WithConcurrency(cfg.Concurrency))
 	if err != nil {
 		return nil, err
 	}

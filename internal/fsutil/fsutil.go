@@ -31,6 +31,14 @@ const TempInfix = ".tmp-"
 
 const tempSuffixLen = 16
 
+// Errors of [ReadBeneath].
+var (
+	// ErrTooLarge: the file is larger than the limit.
+	ErrTooLarge = errors.New("file is larger than the limit")
+	// ErrDir: the directory itself cannot be opened.
+	ErrDir = errors.New("cannot open the directory")
+)
+
 // Replace atomically replaces name, relative to root, with the content
 // fill writes: it creates a temp file in the same directory (mode mode),
 // lets fill write it (and change its owner, if need be), sets mode
@@ -81,6 +89,36 @@ func WriteFile(p string, data []byte, mode fs.FileMode) error {
 	})
 }
 
+// MkdirAll creates directory dir of root and any missing parent (mode perm,
+// less the umask), durably: the parent of each directory it creates is
+// synced, so that a file written into dir and synced survives a power loss
+// along with the directories that lead to it. It does nothing more than a
+// stat when dir exists.
+func MkdirAll(root *os.Root, dir string, perm fs.FileMode) error {
+	if fi, err := root.Stat(dir); err == nil && fi.IsDir() {
+		return nil
+	}
+	var created []string
+	parts := strings.Split(path.Clean(dir), "/")
+	for i := range parts {
+		p := path.Join(parts[:i+1]...)
+		err := root.Mkdir(p, perm)
+		switch {
+		case err == nil:
+			created = append(created, p)
+		case errors.Is(err, fs.ErrExist):
+		default:
+			return err
+		}
+	}
+	for _, p := range created {
+		if err := SyncDir(root, path.Dir(p)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // SyncDir fsyncs directory dir of root.
 func SyncDir(root *os.Root, dir string) error {
 	d, err := root.Open(dir)
@@ -105,12 +143,27 @@ func TempName(base string) string {
 // IsTemp reports whether entry is a temp file of base, as [TempName] names
 // them.
 func IsTemp(entry, base string) bool {
-	rest, ok := strings.CutPrefix(entry, "."+base+TempInfix)
-	if !ok || len(rest) != tempSuffixLen {
-		return false
+	b, ok := TempBase(entry)
+	return ok && b == base
+}
+
+// TempBase returns the name a temp file was to replace, if entry is named
+// as [TempName] names temp files: ".<base>.tmp-<16 hex digits>" with a
+// non-empty base. A directory can so be cleared of every temp file a
+// crashed writer left, with one listing.
+func TempBase(entry string) (string, bool) {
+	i := strings.LastIndex(entry, TempInfix)
+	if i < 2 || entry[0] != '.' {
+		return "", false
 	}
-	_, err := hex.DecodeString(rest)
-	return err == nil
+	rest := entry[i+len(TempInfix):]
+	if len(rest) != tempSuffixLen {
+		return "", false
+	}
+	if _, err := hex.DecodeString(rest); err != nil {
+		return "", false
+	}
+	return entry[1:i], true
 }
 
 // Flock takes an exclusive flock(2) on f. While another holder has it, it

@@ -55,6 +55,29 @@ func TestReplaceLeavesTheFileUntouchedOnFailure(t *testing.T) {
 	assert.Len(t, entries, 1, "the temp file is removed")
 }
 
+func TestMkdirAll(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	root, err := os.OpenRoot(dir)
+	require.NoError(t, err)
+	defer root.Close()
+
+	require.NoError(t, MkdirAll(root, "a/b/c", 0o750))
+	for _, p := range []string{"a", "a/b", "a/b/c"} {
+		fi, err := os.Stat(filepath.Join(dir, p))
+		require.NoError(t, err)
+		assert.True(t, fi.IsDir(), p)
+	}
+	require.NoError(t, MkdirAll(root, "a/b/c", 0o750), "existing: nothing to do")
+	require.NoError(t, MkdirAll(root, "a/b/d", 0o750), "a sibling")
+	assert.DirExists(t, filepath.Join(dir, "a/b/d"))
+
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "file"), nil, 0o600))
+	require.Error(t, MkdirAll(root, "file/x", 0o750), "a file in the way")
+	require.NoError(t, os.Symlink(t.TempDir(), filepath.Join(dir, "out")))
+	require.Error(t, MkdirAll(root, "out/x", 0o750), "a link out of the root")
+}
+
 func TestTempNames(t *testing.T) {
 	t.Parallel()
 	name := TempName("token.env")
@@ -63,6 +86,30 @@ func TestTempNames(t *testing.T) {
 	assert.NotEqual(t, name, TempName("token.env"), "random")
 	for _, other := range []string{"token.env", ".token.env.tmp-", ".token.env.tmp-xyz", ".other.tmp-0123456789abcdef", ".token.env.tmp-0123456789abcdeg"} {
 		assert.False(t, IsTemp(other, "token.env"), other)
+	}
+}
+
+func TestTempBase(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		entry, base string
+		ok          bool
+	}{
+		{TempName("token.env"), "token.env", true},
+		{".a.tmp-0123456789abcdef", "a", true},
+		{".token.tmp-0123456789abcdef.tmp-fedcba9876543210", "token.tmp-0123456789abcdef", true},
+		{".tmp-0123456789abcdef", "", false},            // no base
+		{"token.tmp-0123456789abcdef", "", false},       // not hidden
+		{".token.tmp-0123456789abcde", "", false},       // 15 digits
+		{".token.tmp-0123456789abcdef0", "", false},     // 17 digits
+		{".token.tmp-0123456789abcdeg", "", false},      // not hex
+		{".token.tmp-0123456789abcdef.lock", "", false}, // something else
+		{".token.env", "", false},
+	}
+	for _, tt := range tests {
+		base, ok := TempBase(tt.entry)
+		assert.Equal(t, tt.ok, ok, tt.entry)
+		assert.Equal(t, tt.base, base, tt.entry)
 	}
 }
 

@@ -197,6 +197,7 @@ func (e *Engine) Run(ctx context.Context, targets []Target, opts Options) *Repor
 	}
 
 	in := PassInput{Now: e.cfg.Now(), Inventories: listing.inventories, Options: PlanOptions{OrphanAge: e.cfg.OrphanAge, Locked: locked}}
+	in.Subjects = slices.Grow(in.Subjects, len(jobs))
 	for _, j := range jobs {
 		in.Subjects = append(in.Subjects, j.subject)
 	}
@@ -230,6 +231,7 @@ func (e *Engine) Run(ctx context.Context, targets []Target, opts Options) *Repor
 			e.finish(j)
 		}
 	}
+	rep.Results = slices.Grow(rep.Results, len(jobs))
 	for _, j := range jobs {
 		rep.Results = append(rep.Results, j.res)
 	}

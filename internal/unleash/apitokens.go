@@ -1,6 +1,7 @@
 package unleash
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -92,17 +93,17 @@ func (t APIToken) HasProject(p string) bool { return slices.Contains(t.Projects,
 
 // apiTokenJSON is an API token on the wire.
 type apiTokenJSON struct {
-	Secret      secret.Secret `json:"secret"`
-	TokenName   string        `json:"tokenName"`
-	Username    string        `json:"username"` // Unleash < 5 called tokenName "username"
-	Type        string        `json:"type"`
-	Project     string        `json:"project"`
-	Projects    []string      `json:"projects"`
-	Environment string        `json:"environment"`
-	ExpiresAt   jsonTime      `json:"expiresAt"`
-	CreatedAt   jsonTime      `json:"createdAt"`
-	SeenAt      jsonTime      `json:"seenAt"`
-	Secure      bool          `json:"secure"`
+	Secret      wireSecret `json:"secret"`
+	TokenName   string     `json:"tokenName"`
+	Username    string     `json:"username"` // Unleash < 5 called tokenName "username"
+	Type        string     `json:"type"`
+	Project     string     `json:"project"`
+	Projects    []string   `json:"projects"`
+	Environment string     `json:"environment"`
+	ExpiresAt   jsonTime   `json:"expiresAt"`
+	CreatedAt   jsonTime   `json:"createdAt"`
+	SeenAt      jsonTime   `json:"seenAt"`
+	Secure      bool       `json:"secure"`
 }
 
 func (j apiTokenJSON) token() APIToken {
@@ -125,16 +126,35 @@ func (j apiTokenJSON) token() APIToken {
 	}
 	// A full secret always has the form <project>:<env>.<key>; a secure
 	// listing holds a bare selector instead.
-	if j.Secure && !strings.Contains(j.Secret.Reveal(), ":") {
-		t.selector = j.Secret.Reveal()
+	if j.Secure && !strings.Contains(string(j.Secret), ":") {
+		t.selector = string(j.Secret)
 	} else {
-		t.Secret = j.Secret
+		t.Secret = secret.New(string(j.Secret))
 	}
 	return t
 }
 
+// wireSecret is a secret as a response carries it: decoded as a plain
+// string, without [secret.Secret]'s own UnmarshalJSON (a second decode of
+// every token of a listing), and made a Secret at once. It prints
+// redacted, as a Secret does.
+type wireSecret string
+
+func (wireSecret) String() string   { return secret.Redacted }
+func (wireSecret) GoString() string { return secret.Redacted }
+
+// Format keeps every verb away from the value.
+func (wireSecret) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(secret.Redacted)) }
+
 type apiTokensJSON struct {
 	Tokens []apiTokenJSON `json:"tokens"`
+}
+
+// presize gives Tokens room for the tokens of body, counted cheaply, so
+// that the decoder does not grow the slice (and copy it) a dozen times for
+// a listing of thousands.
+func (l *apiTokensJSON) presize(body []byte) {
+	l.Tokens = make([]apiTokenJSON, 0, bytes.Count(body, []byte(`"secret"`)))
 }
 
 func (l apiTokensJSON) list(keep func(APIToken) bool) []APIToken {
@@ -382,6 +402,14 @@ func (t *jsonTime) UnmarshalJSON(b []byte) error {
 	if string(b) == "null" {
 		t.Time = time.Time{}
 		return nil
+	}
+	// A listing holds three times per token, nearly always quoted as
+	// Unleash writes them: those are parsed in place, without decoding the
+	// string first (a second pass over the JSON and two allocations each).
+	if len(b) > 2 && b[0] == '"' && b[len(b)-1] == '"' && bytes.IndexByte(b, '\\') < 0 {
+		if err := t.UnmarshalText(b[1 : len(b)-1]); err == nil {
+			return nil
+		}
 	}
 	var s string
 	if err := json.Unmarshal(b, &s); err != nil {

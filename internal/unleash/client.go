@@ -32,6 +32,16 @@ const (
 	// maxErrorBodyBytes caps how much of an error response is read.
 	maxErrorBodyBytes = 64 << 10
 
+	// maxDrainBytes is how much of an unread response body is read and
+	// discarded so that its connection can carry the next request; a longer
+	// rest is cheaper to drop with the connection.
+	maxDrainBytes = 256 << 10
+
+	// DefaultConcurrency is how many requests a client expects to have in
+	// flight at once when [WithConcurrency] is not given: the rotator's
+	// default concurrency.
+	DefaultConcurrency = 4
+
 	defaultUserAgent = "unleash-rotator"
 )
 
@@ -69,21 +79,25 @@ type Client struct {
 	maxBody   int64
 	edge      *edgeCredentials
 	now       func() time.Time
+	// etags are the entity tags of verification answers, by scope (see
+	// [Client.Verify]).
+	etags etagCache
 }
 
 // Option configures a [Client].
 type Option func(*options) error
 
 type options struct {
-	hc        *http.Client
-	tls       *tls.Config
-	userAgent string
-	bearer    bool
-	timeout   time.Duration
-	retry     RetryPolicy
-	maxBody   int64
-	edge      *edgeCredentials
-	now       func() time.Time
+	hc          *http.Client
+	concurrency int
+	tls         *tls.Config
+	userAgent   string
+	bearer      bool
+	timeout     time.Duration
+	retry       RetryPolicy
+	maxBody     int64
+	edge        *edgeCredentials
+	now         func() time.Time
 }
 
 // WithHTTPClient makes the client send its requests through hc. It cannot be
@@ -94,6 +108,22 @@ func WithHTTPClient(hc *http.Client) Option {
 			return errors.New("nil http client")
 		}
 		o.hc = hc
+		return nil
+	}
+}
+
+// WithConcurrency says how many requests the caller makes at once (the
+// rotator's concurrency; default [DefaultConcurrency]): the client opens
+// at most that many connections to the server and keeps them alive between
+// requests, so that requests reuse them instead of opening (and, over TLS,
+// handshaking) new ones. It configures the client's own transport and
+// cannot be combined with [WithHTTPClient].
+func WithConcurrency(n int) Option {
+	return func(o *options) error {
+		if n < 1 {
+			return fmt.Errorf("concurrency must be at least 1, got %d", n)
+		}
+		o.concurrency = n
 		return nil
 	}
 }
@@ -216,12 +246,10 @@ func NewClient(baseURL string, token secret.Secret, opts ...Option) (*Client, er
 	}
 	hc := o.hc
 	switch {
-	case hc != nil && o.tls != nil:
-		return nil, errors.New("unleash: TLS options cannot be combined with WithHTTPClient; configure that client's transport instead")
+	case hc != nil && (o.tls != nil || o.concurrency != 0):
+		return nil, errors.New("unleash: TLS and concurrency options cannot be combined with WithHTTPClient; configure that client's transport instead")
 	case hc == nil:
-		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.TLSClientConfig = o.tlsConfig()
-		hc = &http.Client{Transport: tr}
+		hc = &http.Client{Transport: newTransport(o)}
 	}
 	// Never follow redirects: a redirected DELETE or PUT would carry the token
 	// in its path to wherever the Location points, and a redirect almost
@@ -241,6 +269,28 @@ func NewClient(baseURL string, token secret.Secret, opts ...Option) (*Client, er
 		edge:      o.edge,
 		now:       o.now,
 	}, nil
+}
+
+// newTransport returns the client's own transport: Go's defaults (proxy
+// from the environment, HTTP/2 over TLS, keep-alive), with o's TLS
+// settings, and as many connections to the server as the caller has
+// requests in flight, kept alive between requests. Go's default keeps 2
+// idle, so a pass at concurrency 4 or 8 closed and re-opened connections
+// all along. The cap makes a request that starts while another's
+// connection is on its way back to the pool wait for it rather than dial
+// one more; a caller with more requests in flight than it said would see
+// them queue, not fail.
+func newTransport(o options) *http.Transport {
+	n := o.concurrency
+	if n == 0 {
+		n = DefaultConcurrency
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = o.tlsConfig()
+	tr.MaxIdleConnsPerHost = n
+	tr.MaxConnsPerHost = n
+	tr.MaxIdleConns = max(tr.MaxIdleConns, n)
+	return tr
 }
 
 func parseBaseURL(raw string) (*url.URL, error) {
@@ -310,6 +360,16 @@ type request struct {
 	retry   retryMode
 	// drain discards a successful body instead of decoding it (probes).
 	drain bool
+	// ifNoneMatch, when set, makes the request conditional: a 304 Not
+	// Modified is a success too.
+	ifNoneMatch string
+	// answered, when set, is given the headers of a successful response.
+	answered func(http.Header)
+}
+
+// succeeded reports whether status answers r successfully.
+func (r *request) succeeded(status int) bool {
+	return status >= 200 && status < 300 || r.ifNoneMatch != "" && status == http.StatusNotModified
 }
 
 // response is a fully read HTTP response.
@@ -328,7 +388,10 @@ func (c *Client) do(ctx context.Context, r *request, out any) error {
 	}
 	for attempt := 1; ; attempt++ {
 		resp, err := c.send(ctx, r, body)
-		if err == nil && resp.status >= 200 && resp.status < 300 {
+		if err == nil && r.succeeded(resp.status) {
+			if r.answered != nil {
+				r.answered(resp.header)
+			}
 			return c.decode(r, resp, out)
 		}
 		if err == nil {
@@ -384,6 +447,9 @@ func (c *Client) send(ctx context.Context, r *request, body []byte) (*response, 
 	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", c.userAgent)
+	if r.ifNoneMatch != "" {
+		req.Header.Set("If-None-Match", r.ifNoneMatch)
+	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
@@ -395,9 +461,14 @@ func (c *Client) send(ctx context.Context, r *request, body []byte) (*response, 
 	if err != nil {
 		return nil, c.transportError(r, err)
 	}
-	defer resp.Body.Close()
+	defer func() {
+		// Whatever was not read (the rest of a long error body) is read
+		// now: a body read to its end lets the connection be reused.
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrainBytes))
+		_ = resp.Body.Close()
+	}()
 
-	ok := resp.StatusCode >= 200 && resp.StatusCode < 300
+	ok := r.succeeded(resp.StatusCode)
 	if ok && r.drain {
 		// A probe only needs the status; a feature payload can be large.
 		if _, err := io.Copy(io.Discard, resp.Body); err != nil {
@@ -409,7 +480,7 @@ func (c *Client) send(ctx context.Context, r *request, body []byte) (*response, 
 	if !ok {
 		limit = maxErrorBodyBytes
 	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	data, err := readBody(resp, limit)
 	if err != nil {
 		return nil, c.transportError(r, err)
 	}
@@ -421,6 +492,21 @@ func (c *Client) send(ctx context.Context, r *request, body []byte) (*response, 
 		}
 	}
 	return &response{status: resp.StatusCode, header: resp.Header, body: data}, nil
+}
+
+// readBody reads up to limit+1 bytes of resp's body; when its length is
+// announced, into a buffer of that length (a listing is hundreds of
+// kilobytes, which io.ReadAll reaches by growing and copying its buffer a
+// dozen times). HTTP's framing guarantees no more than that length.
+func readBody(resp *http.Response, limit int64) ([]byte, error) {
+	if resp.ContentLength <= 0 || resp.ContentLength > limit {
+		return io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	}
+	buf := make([]byte, resp.ContentLength)
+	if _, err := io.ReadFull(resp.Body, buf); err != nil {
+		return nil, err
+	}
+	return buf, nil
 }
 
 func (c *Client) authorize(req *http.Request, r *request, body []byte) error {
@@ -450,6 +536,10 @@ func (c *Client) authorize(req *http.Request, r *request, body []byte) error {
 	return nil
 }
 
+// presizer is a response that sizes its slices from the body before it is
+// decoded into, sparing the decoder from growing them.
+type presizer interface{ presize(body []byte) }
+
 func (c *Client) decode(r *request, resp *response, out any) error {
 	if out == nil || r.drain {
 		return nil
@@ -463,6 +553,9 @@ func (c *Client) decode(r *request, resp *response, out any) error {
 		// scrubbing recognises.
 		return fmt.Errorf("unleash: %s %s: expected a JSON response, got %s (is the base URL the Unleash server's address?); "+
 			"its %d bytes are not shown, as they may hold secrets", r.method, r.displayPath(), contentType(resp), len(resp.body))
+	}
+	if p, ok := out.(presizer); ok {
+		p.presize(resp.body)
 	}
 	if err := json.Unmarshal(resp.body, out); err != nil {
 		return fmt.Errorf("unleash: %s %s: malformed JSON response: %s", r.method, r.displayPath(), describeJSONError(err))

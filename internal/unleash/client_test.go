@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -108,6 +109,7 @@ func TestNewClientOptionErrors(t *testing.T) {
 		"bad edge secret":   WithEdgeCredentials("enterprise-edge", secret.New("!!!")),
 		"empty edge id":     WithEdgeCredentials("", secret.New("c2VjcmV0")),
 		"empty edge secret": WithEdgeCredentials("enterprise-edge", secret.New("")),
+		"zero concurrency":  WithConcurrency(0),
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
@@ -117,6 +119,69 @@ func TestNewClientOptionErrors(t *testing.T) {
 	}
 	_, err := NewClient("https://x.example", secret.New("x"), WithHTTPClient(&http.Client{}), WithInsecureSkipVerify())
 	require.ErrorContains(t, err, "cannot be combined")
+	_, err = NewClient("https://x.example", secret.New("x"), WithHTTPClient(&http.Client{}), WithConcurrency(8))
+	require.ErrorContains(t, err, "cannot be combined")
+}
+
+// TestConnectionReuse sends ~400 requests, concurrency at a time, of every
+// kind the rotator sends (reads, verifications, and errors with bodies too
+// long to quote): they reuse the connections instead of opening new ones.
+func TestConnectionReuse(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name        string
+		concurrency int
+		opts        []Option
+	}{
+		{"default", DefaultConcurrency, nil},
+		{"4", 4, []Option{WithConcurrency(4)}},
+		{"8", 8, []Option{WithConcurrency(8)}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var conns atomic.Int32
+			long := strings.Repeat("x", 2*maxErrorBodyBytes)
+			srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				switch r.URL.Path {
+				case "/api/admin/api-tokens":
+					writeJSON(w, http.StatusOK, `{"tokens":[]}`)
+				case "/api/client/features":
+					if r.Header.Get("Authorization") != tokenA {
+						writeJSON(w, http.StatusUnauthorized, `{"message":"`+long+`"}`)
+						return
+					}
+					writeJSON(w, http.StatusOK, `{"version":2,"features":[]}`)
+				}
+			}))
+			srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+				if s == http.StateNew {
+					conns.Add(1)
+				}
+			}
+			srv.Start()
+			t.Cleanup(srv.Close)
+			c, err := NewClient(srv.URL, secret.New(adminToken), tt.opts...)
+			require.NoError(t, err)
+
+			const rounds = 50 // of concurrency × 2 requests
+			for range rounds {
+				var wg sync.WaitGroup
+				for i := range tt.concurrency {
+					wg.Go(func() {
+						_, err := c.ListAPITokens(t.Context())
+						assert.NoError(t, err)
+						if i%2 == 0 {
+							assert.NoError(t, c.Verify(t.Context(), secret.New(tokenA), ClientAPI))
+						} else {
+							assert.ErrorIs(t, c.Verify(t.Context(), secret.New("default:development.unknown"), ClientAPI), ErrUnauthorized)
+						}
+					})
+				}
+				wg.Wait()
+			}
+			assert.LessOrEqual(t, int(conns.Load()), tt.concurrency, "new TCP connections for %d requests", rounds*2*tt.concurrency)
+		})
+	}
 }
 
 func TestAuthorizationHeader(t *testing.T) {

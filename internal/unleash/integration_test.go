@@ -221,9 +221,17 @@ func TestRealErrors(t *testing.T) {
 	assert.Contains(t, err.Error(), "UnauthorizedError: You must log in to use Unleash.")
 	assert.NotContains(t, err.Error(), "not-a-real-admin-token")
 
-	// Verify distinguishes invalid, wrong type and valid.
+	// Verify distinguishes invalid, wrong type and valid, also once it
+	// sends the entity tag a valid token's verification got: the request
+	// is conditional, and Unleash checks the token before the condition.
+	back, err := c.CreateProjectAPIToken(ctx, "default", unleash.CreateProjectAPITokenRequest{TokenName: uniq(t, "b"), Type: unleash.TypeBackend, Environment: "development"})
+	require.NoError(t, err)
+	require.NoError(t, c.Verify(ctx, back.Secret, unleash.ClientAPI))
+	require.NoError(t, c.Verify(ctx, back.Secret, unleash.ClientAPI), "with the tag learnt")
 	front, err := c.CreateProjectAPIToken(ctx, "default", unleash.CreateProjectAPITokenRequest{TokenName: uniq(t, "f"), Type: unleash.TypeFrontend, Environment: "development"})
 	require.NoError(t, err)
+	require.NoError(t, c.Verify(ctx, front.Secret, unleash.FrontendAPI))
+	require.NoError(t, c.Verify(ctx, front.Secret, unleash.FrontendAPI))
 	require.ErrorIs(t, c.Verify(ctx, front.Secret, unleash.ClientAPI), unleash.ErrForbidden)
 	require.ErrorIs(t, c.Verify(ctx, secret.New("default:development.0000"), unleash.ClientAPI), unleash.ErrUnauthorized)
 	require.ErrorIs(t, c.Verify(ctx, srv.AdminToken, unleash.AdminAPI), unleash.ErrForbidden, "admin tokens are not users")
@@ -234,7 +242,7 @@ func TestRealErrors(t *testing.T) {
 	require.NoError(t, err)
 	require.ErrorIs(t, c.Verify(ctx, past.Secret, unleash.ClientAPI), unleash.ErrUnauthorized)
 
-	for _, tok := range []unleash.APIToken{front, past} {
+	for _, tok := range []unleash.APIToken{back, front, past} {
 		require.NoError(t, c.DeleteAPIToken(ctx, tok.Ref()))
 	}
 }

@@ -2,6 +2,7 @@ package unleash
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -127,4 +128,49 @@ func TestVerify(t *testing.T) {
 	require.ErrorIs(t, c.Verify(ctx, secret.New("user:nope"), AdminAPI), ErrUnauthorized)
 	require.Error(t, c.Verify(ctx, secret.Secret{}, ClientAPI))
 	require.Error(t, c.Verify(ctx, secret.New(valid), API(99)))
+}
+
+// TestVerifyIsConditional: a verification asks for a 304 instead of the
+// API's payload, with "*" until the server has given an entity tag for
+// the scope, then with that tag; a 304 is a success, and a 401 or 403 is
+// what it always was.
+func TestVerifyIsConditional(t *testing.T) {
+	t.Parallel()
+	c, mux := setup(t)
+	var sent []string
+	mux.HandleFunc("GET /api/client/features", func(w http.ResponseWriter, r *http.Request) {
+		inm := r.Header.Get("If-None-Match")
+		sent = append(sent, inm)
+		prefix, _, _ := strings.Cut(r.Header.Get("Authorization"), ".")
+		tag := `"` + prefix + `:42:v1"`
+		switch {
+		case strings.HasSuffix(r.Header.Get("Authorization"), ".unknown"):
+			writeJSON(w, 401, `{"message":"This endpoint requires an API token."}`)
+		case strings.HasSuffix(r.Header.Get("Authorization"), ".frontend"):
+			writeJSON(w, 403, `{"message":"invalid token: expected a different token type for this endpoint"}`)
+		case prefix == "plain:development":
+			writeJSON(w, 200, `{"version":2,"features":[]}`) // no tag, no 304
+		case inm == "*":
+			w.Header().Set("ETag", tag)
+			w.WriteHeader(http.StatusNotModified)
+		case inm == tag:
+			w.WriteHeader(http.StatusNotModified) // Unleash's early 304 carries no tag
+		default:
+			w.Header().Set("ETag", tag)
+			writeJSON(w, 200, `{"version":2,"features":[]}`)
+		}
+	})
+	ctx := t.Context()
+	for _, v := range []string{"default:development.a", "default:development.b", "team:production.c", "default:development.d"} {
+		require.NoError(t, c.Verify(ctx, secret.New(v), ClientAPI), v)
+	}
+	require.ErrorIs(t, c.Verify(ctx, secret.New("default:development.unknown"), ClientAPI), ErrUnauthorized)
+	require.ErrorIs(t, c.Verify(ctx, secret.New("default:development.frontend"), ClientAPI), ErrForbidden)
+	require.NoError(t, c.Verify(ctx, secret.New("plain:development.e"), ClientAPI), "a server that ignores the condition")
+	require.NoError(t, c.Verify(ctx, secret.New("plain:development.f"), ClientAPI))
+	assert.Equal(t, []string{
+		"*", `"default:development:42:v1"`, "*", `"default:development:42:v1"`, // learnt per scope, kept across a tagless 304
+		`"default:development:42:v1"`, `"default:development:42:v1"`, // rejections are still rejections
+		"*", "*",
+	}, sent)
 }

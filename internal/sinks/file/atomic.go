@@ -3,13 +3,12 @@
 package file
 
 import (
-	"context"
 	"errors"
 	"io/fs"
 	"os"
 	"path"
+	"strings"
 	"syscall"
-	"time"
 
 	"github.com/unleash-rotator/unleash-rotator/internal/fsutil"
 )
@@ -18,10 +17,9 @@ const (
 	// tempInfix is part of the name of every temp file (see
 	// [fsutil.TempName]), so destinations can never be mistaken for one.
 	tempInfix = fsutil.TempInfix
-	// lockSuffix names the lock file next to a destination: ".<name>.lock".
+	// lockSuffix named the lock file earlier versions kept next to a
+	// destination, ".<name>.lock": such names stay reserved.
 	lockSuffix = ".lock"
-	// lockPoll is how often a Put waiting for the lock retries.
-	lockPoll = 10 * time.Millisecond
 )
 
 // replace atomically replaces name with data (see [fsutil.Replace]), with
@@ -72,11 +70,16 @@ func (s *Sink) keepOwner(root *os.Root, name string, f *os.File) error {
 	return nil
 }
 
-// removeStale removes the temp files a crashed Put of name (and of its
-// sidecar) left behind. The caller holds name's lock, so none of them is
-// in use. Failures only leave litter, so they are logged, not returned.
-func (s *Sink) removeStale(root *os.Root, name string) {
-	dir, base := path.Dir(name), path.Base(name)
+// cleanDir removes, from directory dir of root, the temp files that
+// crashed writes left behind (temp files of any destination or sidecar:
+// the sink refuses destinations named like them), and the empty lock files
+// that earlier versions of the sink kept next to each destination
+// (".<name>.lock", removed only when <name> is there too). It runs once per
+// directory and process, before the process's first write there, while no
+// write of the process is in flight there; writers of other processes are
+// kept out by the rotation lock (see the package doc). Failures only leave
+// litter, so they are logged, not returned.
+func (s *Sink) cleanDir(root *os.Root, dir string) {
 	d, err := root.Open(dir)
 	if err != nil {
 		return
@@ -86,32 +89,31 @@ func (s *Sink) removeStale(root *os.Root, name string) {
 	if err != nil {
 		return
 	}
+	present := make(map[string]bool, len(entries))
 	for _, e := range entries {
-		if !fsutil.IsTemp(e, base) && !fsutil.IsTemp(e, base+sidecarSuffix) {
-			continue
-		}
+		present[e] = true
+	}
+	for _, e := range entries {
 		p := path.Join(dir, e)
-		if err := root.Remove(p); err != nil {
-			s.logger.Warn("cannot remove stale temp file", "path", s.path(p), "err", err)
+		if _, ok := fsutil.TempBase(e); !ok && !s.isLegacyLock(root, p, e, present) {
 			continue
 		}
-		s.logger.Debug("removed stale temp file", "path", s.path(p))
+		if err := root.Remove(p); err != nil {
+			s.logger.Warn("cannot remove stale temp or lock file", "path", s.path(p), "err", err)
+			continue
+		}
+		s.logger.Debug("removed stale temp or lock file", "path", s.path(p))
 	}
 }
 
-// lock takes an exclusive flock on name's lock file, ".<name>.lock" next to
-// it, waiting until ctx is done. The lock file is left in place: removing
-// it would let two writers lock two different files. Calling the returned
-// function releases the lock.
-func lock(ctx context.Context, root *os.Root, name string) (unlock func(), err error) {
-	dir, base := path.Split(name)
-	f, err := root.OpenFile(dir+"."+base+lockSuffix, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, err
+// isLegacyLock reports whether entry e (at p) is the lock file an earlier
+// version of the sink kept next to a destination: ".<name>.lock", empty,
+// with <name> in the same directory.
+func (s *Sink) isLegacyLock(root *os.Root, p, e string, present map[string]bool) bool {
+	name, ok := strings.CutSuffix(e, lockSuffix)
+	if !ok || len(name) < 2 || name[0] != '.' || !present[name[1:]] {
+		return false
 	}
-	if err := fsutil.Flock(ctx, f, lockPoll, nil); err != nil {
-		_ = f.Close()
-		return nil, err
-	}
-	return func() { _ = f.Close() }, nil
+	fi, err := root.Lstat(p)
+	return err == nil && fi.Mode().IsRegular() && fi.Size() == 0
 }

@@ -9,7 +9,13 @@
 //   - Every write replaces a file atomically (temp file in the same
 //     directory, fsync, rename, fsync of the directory): a consumer sees the
 //     old secret or the new one, never a mix, and a failed write leaves the
-//     old file untouched.
+//     old file untouched. These two fsyncs per file are what a rename needs
+//     to survive a power loss, and all the sink does: a raw write replaces
+//     two files (sidecar, then secret: four fsyncs), because the sidecar's
+//     rename must be durable before the secret's (a power loss must not
+//     keep a new secret with the old sidecar, which would make the rotator
+//     take its own secret for a foreign one). A directory the sink creates
+//     is made durable in its parent the same way.
 //   - All file operations go through an [os.Root] on the configured
 //     directory, so a destination cannot escape it, not even through a
 //     symlink. Destinations that are symlinks are refused, not replaced.
@@ -17,9 +23,28 @@
 //     and json, in a "<file>.meta.json" sidecar for raw), stored so that
 //     [Sink.Get] can tell which token is on disk even after a crash between
 //     two writes.
-//   - [Sink.Put] is a check-and-set on a hash of the file's bytes, under an
-//     exclusive flock on a lock file next to the target (".<name>.lock",
-//     left in place: removing it would let two writers lock different files).
+//   - [Sink.Put] is a check-and-set on a hash of the file's bytes: of
+//     writers that read the same version, one wins and the others get
+//     [rotation.ErrConflict].
+//   - A write costs the same whatever else its directory holds: the temp
+//     files of crashed writes are removed once per directory and process,
+//     before the process's first write there, with one listing.
+//
+// What serialises writers, so that the check and the rename are one step:
+//
+//   - Inside one process, an in-memory lock per destination, shared by every
+//     Sink of the process (keyed by absolute path). The engine writes
+//     lineages concurrently, never two lineages to one destination; other
+//     writes of the process to the directory wait for its clean-up.
+//   - Across processes, the rotation lock ([rotation.Locker]), and nothing
+//     in the sink: every pass that writes holds it, and only passes write,
+//     so two rotators never write into a sink at once, and the clean-up
+//     cannot remove another process's temp file in use. Earlier versions
+//     kept an empty ".<name>.lock" next to each destination for an flock;
+//     the clean-up removes them. Processes that write one directory without
+//     sharing the rotation lock (different lock directories, or rotators of
+//     different Unleash instances writing the same files) are not
+//     serialised: give each directory one rotator.
 package file
 
 import (
@@ -37,9 +62,11 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/unleash-rotator/unleash-rotator/internal/fsutil"
 	"github.com/unleash-rotator/unleash-rotator/internal/rotation"
 	"github.com/unleash-rotator/unleash-rotator/internal/secret"
 	"github.com/unleash-rotator/unleash-rotator/internal/sinks"
@@ -79,6 +106,9 @@ type Sink struct {
 	// writeTemp writes a temp file's content. It is a seam for tests, which
 	// make it fail mid-write as a full disk would.
 	writeTemp func(w io.Writer, data []byte) error
+	// noOpenat2 is set once the kernel refused openat2: Get then reads
+	// through os.Root.
+	noOpenat2 atomic.Bool
 }
 
 var _ rotation.Sink = (*Sink)(nil)
@@ -148,17 +178,14 @@ func (s *Sink) Get(ctx context.Context, dest string) (rotation.Record, error) {
 	if err := s.checkDest(dest); err != nil {
 		return rotation.Record{}, err
 	}
-	root, err := s.openRoot()
-	if err != nil {
-		return rotation.Record{}, err
-	}
-	defer root.Close()
+	r := &reader{s: s}
+	defer r.close()
 	// A raw file's metadata is in a sidecar, written just before the file.
 	// If a Put replaces both between our two reads, the sidecar may no
 	// longer describe the file we read: read again rather than report the
 	// secret as foreign.
 	for attempt := 0; ; attempt++ {
-		data, err := s.readMain(root, dest)
+		data, err := r.read(dest)
 		if err != nil {
 			return rotation.Record{}, err
 		}
@@ -170,14 +197,67 @@ func (s *Sink) Get(ctx context.Context, dest string) (rotation.Record, error) {
 			return rotation.Record{}, fmt.Errorf("get %s: %w", s.path(dest), err)
 		}
 		if s.format == FormatRaw {
-			meta = s.readSidecar(root, dest)[secret.Fingerprint(v)]
+			meta = s.readSidecar(r, dest)[secret.Fingerprint(v)]
 			if meta == nil && attempt < 2 {
-				if again, err := s.readMain(root, dest); err == nil && !bytes.Equal(again, data) {
+				if again, err := r.read(dest); err == nil && !bytes.Equal(again, data) {
 					continue
 				}
 			}
 		}
 		return record(v, meta, data), nil
+	}
+}
+
+// reader reads the files of one Get, or of one Put on the root it holds.
+// Get reads through [fsutil.ReadBeneath], a few system calls per file
+// (a steady pass reads every destination), unless the kernel lacks
+// openat2: then, and for Put, it reads through an [os.Root], which
+// resolves names the same way.
+type reader struct {
+	s     *Sink
+	root  *os.Root
+	owned bool // root was opened by the reader, which closes it
+}
+
+// read returns the content of name: nil if it does not exist. It refuses
+// anything but a regular file, because Put replaces by rename and would
+// otherwise replace a symlink instead of writing where it points.
+func (r *reader) read(name string) ([]byte, error) {
+	s := r.s
+	if r.root == nil && !s.noOpenat2.Load() {
+		data, mode, err := fsutil.ReadBeneath(s.dir, name, maxFileSize)
+		switch {
+		case errors.Is(err, errors.ErrUnsupported):
+			s.noOpenat2.Store(true)
+		case errors.Is(err, fsutil.ErrDir):
+			return nil, explainDir(s.dir, err)
+		case errors.Is(err, fs.ErrNotExist):
+			return nil, nil
+		case errors.Is(err, fsutil.ErrTooLarge):
+			return nil, s.tooLarge(name)
+		case errors.Is(err, syscall.EXDEV):
+			return nil, fmt.Errorf("read %s: a symbolic link on the way leads out of %s", s.path(name), s.dir)
+		case err != nil:
+			return nil, fmt.Errorf("read %s: %w", s.path(name), err)
+		case mode != 0:
+			return nil, s.notRegular(name, mode)
+		default:
+			return data, nil
+		}
+	}
+	if r.root == nil {
+		root, err := s.openRoot()
+		if err != nil {
+			return nil, err
+		}
+		r.root, r.owned = root, true
+	}
+	return s.readMain(r.root, name)
+}
+
+func (r *reader) close() {
+	if r.owned {
+		_ = r.root.Close()
 	}
 }
 
@@ -239,18 +319,21 @@ func (s *Sink) Put(ctx context.Context, dest string, rec rotation.Record, prev s
 	return nil
 }
 
-// write does Put's check-and-set and replaces the file(s), under the lock.
+// write does Put's check-and-set and replaces the file(s), holding the
+// destination's lock (see the package doc).
 func (s *Sink) write(ctx context.Context, root *os.Root, dest string, content []byte, meta sinks.MetadataJSON, prev string) error {
-	if dir := path.Dir(dest); dir != "." {
-		if err := root.MkdirAll(dir, s.dirMode()); err != nil {
+	dir := path.Dir(dest)
+	if dir != "." {
+		if err := fsutil.MkdirAll(root, dir, s.dirMode()); err != nil {
 			return s.explain(dest, err)
 		}
 	}
-	unlock, err := lock(ctx, root, dest)
+	unlock, err := writers.lockDest(ctx, s.path(dest))
 	if err != nil {
-		return s.explain(dest, err)
+		return fmt.Errorf("put %s: waiting for another write of it: %w", s.path(dest), err)
 	}
 	defer unlock()
+	defer writers.enterDir(s.path(dir), func() { s.cleanDir(root, dir) })()
 	cur, err := s.readMain(root, dest)
 	if err != nil {
 		return err
@@ -258,7 +341,6 @@ func (s *Sink) write(ctx context.Context, root *os.Root, dest string, content []
 	if version(cur) != prev {
 		return fmt.Errorf("put %s: %w", s.path(dest), rotation.ErrConflict)
 	}
-	s.removeStale(root, dest)
 	if s.format == FormatRaw {
 		// The sidecar goes first and keeps the entry of the secret still
 		// on disk, so that a crash before the secret's rename leaves
@@ -302,9 +384,8 @@ func (s *Sink) openRoot() (*os.Root, error) {
 	return root, nil
 }
 
-// readMain returns the content of name: nil if it does not exist. It
-// refuses anything but a regular file, because Put replaces by rename and
-// would otherwise replace a symlink instead of writing where it points.
+// readMain returns the content of name through root: nil if it does not
+// exist (see [reader.read]).
 func (s *Sink) readMain(root *os.Root, name string) ([]byte, error) {
 	fi, err := root.Lstat(name)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -314,23 +395,32 @@ func (s *Sink) readMain(root *os.Root, name string) ([]byte, error) {
 		return nil, fmt.Errorf("read %s: %w", s.path(name), err)
 	}
 	if !fi.Mode().IsRegular() {
-		what := "not a regular file"
-		switch {
-		case fi.Mode()&fs.ModeSymlink != 0:
-			what = "a symbolic link"
-		case fi.IsDir():
-			what = "a directory"
-		}
-		return nil, fmt.Errorf("%s is %s: the file sink replaces files by rename and does not follow links; point the destination at the file itself", s.path(name), what)
+		return nil, s.notRegular(name, fi.Mode())
 	}
 	if fi.Size() > maxFileSize {
-		return nil, fmt.Errorf("%s is larger than %d bytes: not a secret file", s.path(name), maxFileSize)
+		return nil, s.tooLarge(name)
 	}
 	data, err := root.ReadFile(name)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", s.path(name), err)
 	}
 	return data, nil
+}
+
+// notRegular says why name, of type mode, cannot be a destination.
+func (s *Sink) notRegular(name string, mode fs.FileMode) error {
+	what := "not a regular file"
+	switch {
+	case mode&fs.ModeSymlink != 0:
+		what = "a symbolic link"
+	case mode.IsDir():
+		what = "a directory"
+	}
+	return fmt.Errorf("%s is %s: the file sink replaces files by rename and does not follow links; point the destination at the file itself", s.path(name), what)
+}
+
+func (s *Sink) tooLarge(name string) error {
+	return fmt.Errorf("%s is larger than %d bytes: not a secret file", s.path(name), maxFileSize)
 }
 
 // path returns the absolute path of name, for errors and logs.

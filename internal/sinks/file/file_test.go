@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -203,14 +204,16 @@ func TestConflict(t *testing.T) {
 	}
 }
 
-// TestConcurrentPuts races writers that read the same version: the lock
-// lets exactly one of them through.
+// TestConcurrentPuts races writers that read the same version, through
+// two sinks on one directory: the process's lock of the destination lets
+// exactly one of them through.
 func TestConcurrentPuts(t *testing.T) {
 	t.Parallel()
 	for _, format := range formats {
 		t.Run(string(format), func(t *testing.T) {
 			t.Parallel()
 			s := newSink(t, Config{Format: format})
+			other := newSink(t, Config{Dir: s.dir, Format: format})
 			put(t, s, "token", testRecord("zero0000"))
 			cur, err := s.Get(t.Context(), "token")
 			require.NoError(t, err)
@@ -218,8 +221,9 @@ func TestConcurrentPuts(t *testing.T) {
 			errs := make([]error, n)
 			var wg sync.WaitGroup
 			for i := range n {
+				w := []*Sink{s, other}[i%2]
 				wg.Go(func() {
-					errs[i] = s.Put(t.Context(), "token", testRecord(fmt.Sprintf("writer%02d", i)), cur.Version)
+					errs[i] = w.Put(t.Context(), "token", testRecord(fmt.Sprintf("writer%02d", i)), cur.Version)
 				})
 			}
 			wg.Wait()
@@ -237,22 +241,24 @@ func TestConcurrentPuts(t *testing.T) {
 			require.NoError(t, err)
 			assert.Equal(t, fmt.Sprintf("writer%02d", winner), got.Secret.Reveal())
 			assert.Equal(t, wantMeta(testRecord(got.Secret.Reveal())), got.Meta)
+			writers.mu.Lock()
+			assert.NotContains(t, writers.dests, s.path("token"), "no lock outlives its writers")
+			writers.mu.Unlock()
 		})
 	}
 }
 
-// TestPutWaitsForLock holds a destination's lock as another writer would:
-// Put waits for it until its context ends, and writes nothing. The wait
-// runs on synctest's fake clock.
+// TestPutWaitsForLock holds a destination's lock as another write of the
+// process would: Put waits for it until its context ends, and writes
+// nothing. The wait runs on synctest's fake clock.
 func TestPutWaitsForLock(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		s := newSink(t, Config{})
 		put(t, s, "token", testRecord("old00000"))
-		held, err := os.Open(s.path(".token.lock"))
+		unlock, err := writers.lockDest(t.Context(), s.path("token"))
 		require.NoError(t, err)
-		defer held.Close()
-		require.NoError(t, syscall.Flock(int(held.Fd()), syscall.LOCK_EX))
+		defer unlock()
 
 		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 		defer cancel()
@@ -263,7 +269,68 @@ func TestPutWaitsForLock(t *testing.T) {
 		content, err := os.ReadFile(s.path("token"))
 		require.NoError(t, err)
 		assert.Equal(t, "old00000", string(content))
+
+		require.NoError(t, s.Put(t.Context(), "other", testRecord("new00000"), ""), "other destinations are not held up")
 	})
+}
+
+// TestPassLockSerialisesProcesses is the cross-process half of the
+// check-and-set: the sink takes no file lock, and processes that write
+// under the rotation lock (an flock, as internal/lock takes) never see a
+// conflict or lose an update. Each child process increments a counter kept
+// in the secret, many times.
+func TestPassLockSerialisesProcesses(t *testing.T) {
+	if dir := os.Getenv(childDirEnv); dir != "" {
+		childIncrement(t, dir)
+		return
+	}
+	t.Parallel()
+	s := newSink(t, Config{Format: FormatEnv})
+	put(t, s, "counter", testRecord("count0000"))
+	const procs, rounds = 4, 25
+	var wg sync.WaitGroup
+	outs := make([][]byte, procs)
+	errs := make([]error, procs)
+	for i := range procs {
+		cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestPassLockSerialisesProcesses$", "-test.count=1")
+		cmd.Env = append(os.Environ(), childDirEnv+"="+s.dir, childRoundsEnv+"="+strconv.Itoa(rounds))
+		wg.Go(func() { outs[i], errs[i] = cmd.CombinedOutput() })
+	}
+	wg.Wait()
+	for i := range procs {
+		require.NoError(t, errs[i], "child %d: %s", i, outs[i])
+	}
+	got, err := s.Get(t.Context(), "counter")
+	require.NoError(t, err)
+	assert.Equal(t, fmt.Sprintf("count%04d", procs*rounds), got.Secret.Reveal(), "no update was lost")
+}
+
+const (
+	childDirEnv    = "FILE_SINK_TEST_CHILD_DIR"
+	childRoundsEnv = "FILE_SINK_TEST_CHILD_ROUNDS"
+)
+
+// childIncrement runs in a child process of TestPassLockSerialisesProcesses:
+// under an flock on a lock file outside the directory, it reads the
+// counter and writes it back incremented, with the version it read.
+func childIncrement(t *testing.T, dir string) {
+	rounds, err := strconv.Atoi(os.Getenv(childRoundsEnv))
+	require.NoError(t, err)
+	s, err := New(Config{Dir: dir, Format: FormatEnv}, nil)
+	require.NoError(t, err)
+	lf, err := os.OpenFile(filepath.Join(filepath.Dir(dir), filepath.Base(dir)+".passlock"), os.O_RDWR|os.O_CREATE, 0o600)
+	require.NoError(t, err)
+	defer lf.Close()
+	for range rounds {
+		require.NoError(t, syscall.Flock(int(lf.Fd()), syscall.LOCK_EX))
+		cur, err := s.Get(t.Context(), "counter")
+		require.NoError(t, err)
+		var n int
+		_, err = fmt.Sscanf(cur.Secret.Reveal(), "count%04d", &n)
+		require.NoError(t, err)
+		require.NoError(t, s.Put(t.Context(), "counter", testRecord(fmt.Sprintf("count%04d", n+1)), cur.Version), "a conflict under the pass lock")
+		require.NoError(t, syscall.Flock(int(lf.Fd()), syscall.LOCK_UN))
+	}
 }
 
 func TestEmpty(t *testing.T) {
@@ -477,34 +544,75 @@ func TestPermissionDenied(t *testing.T) {
 	assert.Contains(t, err.Error(), "the rotator's user needs write access to directory "+s.dir)
 }
 
+// TestStaleTempFiles: a process's first write into a directory removes
+// what crashed writes left there (temp files of any destination, and the
+// empty lock files of earlier versions); later writes do not list the
+// directory again.
 func TestStaleTempFiles(t *testing.T) {
 	t.Parallel()
 	for _, format := range formats {
-		t.Run(string(format), func(t *testing.T) {
-			t.Parallel()
-			s := newSink(t, Config{Format: format})
-			ctx := t.Context()
-			put(t, s, "token", testRecord("old00000"))
-			stale := []string{".token.tmp-0123456789abcdef", ".token.meta.json.tmp-fedcba9876543210"}
-			keep := []string{".token.tmp-notours", ".token2.tmp-0123456789abcdef", ".token.tmp-0123456789abcdef.tmp-0123456789abcdef", "unrelated"}
-			for _, n := range append(append([]string(nil), stale...), keep...) {
-				require.NoError(t, os.WriteFile(s.path(n), []byte("new00000 half-writ"), 0o600))
-			}
+		for _, dir := range []string{".", "team"} {
+			t.Run(string(format)+"/"+dir, func(t *testing.T) {
+				t.Parallel()
+				base := t.TempDir()
+				at := func(n string) string { return filepath.Join(base, dir, n) }
+				require.NoError(t, os.MkdirAll(filepath.Join(base, dir), 0o700))
+				stale := []string{".token.tmp-0123456789abcdef", ".token.meta.json.tmp-fedcba9876543210",
+					".token2.tmp-0123456789abcdef", ".token.tmp-0123456789abcdef.tmp-0123456789abcdef", ".token2.lock"}
+				keep := []string{".token.tmp-notours", ".tmp-0123456789abcdef", "unrelated", ".unrelated.lock", ".missing.lock", "token2"}
+				for _, n := range append(append([]string(nil), stale...), keep...) {
+					content := "new00000 half-writ"
+					if strings.HasSuffix(n, ".lock") && n != ".unrelated.lock" {
+						content = "" // lock files were empty
+					}
+					require.NoError(t, os.WriteFile(at(n), []byte(content), 0o600))
+				}
+				s := newSink(t, Config{Dir: base, Format: format})
+				ctx := t.Context()
+				dest := path.Join(dir, "token")
 
-			cur, err := s.Get(ctx, "token")
-			require.NoError(t, err)
-			assert.Equal(t, "old00000", cur.Secret.Reveal(), "Get ignores temp files")
+				_, err := s.Get(ctx, dest)
+				require.ErrorIs(t, err, rotation.ErrEmpty, "Get ignores temp files")
+				require.NoError(t, s.Put(ctx, dest, testRecord("new00000"), ""))
+				names := dirNames(t, filepath.Join(base, dir))
+				for _, n := range stale {
+					assert.NotContains(t, names, n, "the first write removes stale temp and lock files")
+				}
+				for _, n := range keep {
+					assert.Contains(t, names, n, "only the sink's own names are removed")
+				}
 
-			require.NoError(t, s.Put(ctx, "token", testRecord("new00000"), cur.Version))
-			names := dirNames(t, s.dir)
-			for _, n := range stale {
-				assert.NotContains(t, names, n, "Put removes stale temp files")
-			}
-			for _, n := range keep {
-				assert.Contains(t, names, n, "Put removes only its own temp files")
-			}
+				// Once per directory: a later write does not list it again.
+				require.NoError(t, os.WriteFile(at(".later.tmp-0123456789abcdef"), nil, 0o600))
+				put(t, s, dest, testRecord("next0000"))
+				assert.FileExists(t, at(".later.tmp-0123456789abcdef"))
+			})
+		}
+	}
+}
+
+// TestConcurrentWritesInANewDirectory starts many writes into a directory
+// at once, one of which cleans it up: none of the writers' own temp files
+// is taken for a stale one.
+func TestConcurrentWritesInANewDirectory(t *testing.T) {
+	t.Parallel()
+	s := newSink(t, Config{Format: FormatRaw})
+	require.NoError(t, os.WriteFile(s.path(".x.tmp-0123456789abcdef"), nil, 0o600))
+	const n = 32
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			errs[i] = s.Put(t.Context(), fmt.Sprintf("t%02d", i), testRecord(fmt.Sprintf("secret%02d", i)), "")
 		})
 	}
+	wg.Wait()
+	for i, err := range errs {
+		require.NoError(t, err, i)
+	}
+	names := dirNames(t, s.dir)
+	assert.Len(t, names, 2*n, "each secret and its sidecar, nothing else")
+	assert.NotContains(t, names, ".x.tmp-0123456789abcdef")
 }
 
 // TestModeIgnoresUmask is not parallel: the umask belongs to the process.
@@ -888,5 +996,54 @@ func TestCreatedDirectoriesFollowTheFileMode(t *testing.T) {
 			require.NoError(t, err)
 			assert.Equal(t, want, fi.Mode().Perm(), "%s for file mode %o", dir, mode)
 		}
+	}
+}
+
+// TestGetReaders runs Get through both of its readers: openat2 (the fast
+// one) and os.Root (where the kernel lacks openat2). They must agree on
+// every kind of content a destination can have.
+func TestGetReaders(t *testing.T) {
+	t.Parallel()
+	for _, fast := range []bool{true, false} {
+		t.Run(map[bool]string{true: "openat2", false: "root"}[fast], func(t *testing.T) {
+			t.Parallel()
+			s := newSink(t, Config{Format: FormatEnv})
+			s.noOpenat2.Store(!fast)
+			put(t, s, "team/token", testRecord("value000"))
+			outside := t.TempDir()
+			require.NoError(t, os.WriteFile(filepath.Join(outside, "token"), []byte("UNLEASH_API_TOKEN=outside0\n"), 0o600))
+			require.NoError(t, os.Symlink(filepath.Join(outside, "token"), s.path("link")))
+			require.NoError(t, os.Symlink(outside, s.path("out")))
+			require.NoError(t, os.Symlink("team", s.path("in")))
+			require.NoError(t, os.Mkdir(s.path("dir"), 0o700))
+			require.NoError(t, syscall.Mkfifo(s.path("fifo"), 0o600))
+			require.NoError(t, os.WriteFile(s.path("big"), make([]byte, maxFileSize+1), 0o600))
+			require.NoError(t, os.WriteFile(s.path("file"), []byte("x"), 0o600))
+
+			got, err := s.Get(t.Context(), "team/token")
+			require.NoError(t, err)
+			assert.Equal(t, "value000", got.Secret.Reveal())
+			got, err = s.Get(t.Context(), "in/token")
+			require.NoError(t, err, "a link to a directory inside is followed, as os.Root does")
+			assert.Equal(t, "value000", got.Secret.Reveal())
+			for dest, want := range map[string]string{
+				"link":      "is a symbolic link",
+				"out/token": s.dir,
+				"dir":       "is a directory",
+				"fifo":      "is not a regular file",
+				"big":       "is larger than",
+				"file/x":    "not a directory",
+			} {
+				_, err := s.Get(t.Context(), dest)
+				require.Error(t, err, dest)
+				assert.NotErrorIs(t, err, rotation.ErrEmpty, dest)
+				assert.Contains(t, err.Error(), want, dest)
+			}
+			for _, dest := range []string{"missing", "no/such/token"} {
+				_, err := s.Get(t.Context(), dest)
+				require.ErrorIs(t, err, rotation.ErrEmpty, dest)
+			}
+			assert.Equal(t, !fast, s.noOpenat2.Load(), "the reader asked for was used")
+		})
 	}
 }

@@ -87,38 +87,38 @@ func (s *Sink) encodeEnv(v string, meta sinks.MetadataJSON) ([]byte, error) {
 // metadata comment. It accepts what people write by hand: "export ",
 // blank lines, comments and a value in matching quotes.
 func (s *Sink) decodeEnv(data []byte) (string, *sinks.MetadataJSON, error) {
-	var v, mj string
+	var v, mj []byte
 	found := false
-	for line := range strings.Lines(string(data)) {
-		line = strings.TrimSpace(line)
-		if rest, ok := strings.CutPrefix(line, envMetaPrefix); ok {
+	for line := range bytes.Lines(data) {
+		line = bytes.TrimSpace(line)
+		if rest, ok := bytes.CutPrefix(line, []byte(envMetaPrefix)); ok {
 			mj = rest
 			continue
 		}
-		if line == "" || line[0] == '#' {
+		if len(line) == 0 || line[0] == '#' {
 			continue
 		}
-		k, val, ok := strings.Cut(strings.TrimPrefix(line, "export "), "=")
-		if !ok || strings.TrimSpace(k) != s.key {
+		k, val, ok := bytes.Cut(bytes.TrimPrefix(line, []byte("export ")), []byte("="))
+		if !ok || string(bytes.TrimSpace(k)) != s.key {
 			continue
 		}
-		v, found = unquote(strings.TrimSpace(val)), true
+		v, found = unquote(bytes.TrimSpace(val)), true
 	}
-	if !found || v == "" {
+	if !found || len(v) == 0 {
 		return "", nil, fmt.Errorf("the file has no %s=... line, so it is not one this sink can manage: remove it or fix the destination", s.key)
 	}
 	var meta *sinks.MetadataJSON
-	if mj != "" {
+	if len(mj) > 0 {
 		var m sinks.MetadataJSON
-		if json.Unmarshal([]byte(mj), &m) == nil {
+		if json.Unmarshal(mj, &m) == nil {
 			meta = &m
 		}
 	}
-	return v, meta, nil
+	return string(v), meta, nil
 }
 
 // unquote strips one pair of matching quotes.
-func unquote(v string) string {
+func unquote(v []byte) []byte {
 	if len(v) >= 2 && (v[0] == '"' || v[0] == '\'') && v[len(v)-1] == v[0] {
 		return v[1 : len(v)-1]
 	}
@@ -209,8 +209,8 @@ const sidecarSuffix = ".meta.json"
 
 // readSidecar returns the sidecar's entries of a raw file, or nil. A
 // missing or broken sidecar only means the secret is not described.
-func (s *Sink) readSidecar(root *os.Root, name string) map[string]*sinks.MetadataJSON {
-	data, err := s.readMain(root, name+sidecarSuffix)
+func (s *Sink) readSidecar(r *reader, name string) map[string]*sinks.MetadataJSON {
+	data, err := r.read(name + sidecarSuffix)
 	if err != nil || len(data) == 0 {
 		return nil
 	}
@@ -229,7 +229,7 @@ func (s *Sink) writeSidecar(root *os.Root, name string, meta sinks.MetadataJSON,
 	if len(cur) > 0 {
 		if v, _, err := s.decode(cur); err == nil {
 			fp := secret.Fingerprint(v)
-			if old := s.readSidecar(root, name)[fp]; old != nil && fp != meta.Fingerprint {
+			if old := s.readSidecar(&reader{s: s, root: root}, name)[fp]; old != nil && fp != meta.Fingerprint {
 				sc.Secrets[fp] = old
 			}
 		}

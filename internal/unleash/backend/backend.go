@@ -117,7 +117,7 @@ func (b *APITokens) listGlobal(ctx context.Context) (rotation.Inventory, error) 
 	if err != nil {
 		return rotation.Inventory{}, err
 	}
-	inv := rotation.Inventory{Complete: true}
+	inv := rotation.Inventory{Complete: true, Tokens: make([]rotation.Token, 0, len(tokens))}
 	for _, t := range tokens {
 		inv.Tokens = append(inv.Tokens, fromAPIToken(rotation.KindAPIToken, t))
 	}
