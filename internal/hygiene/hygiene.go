@@ -317,7 +317,7 @@ func report(tb testing.TB, findings []Finding) bool {
 // first and last bytes of its random part alone, which an excerpt cut in
 // the middle still shows.
 func forms(v string) []string {
-	out := []string{v, url.PathEscape(v), url.QueryEscape(v), escapeAll(v)}
+	out := []string{v, url.PathEscape(v), url.QueryEscape(v), secret.EscapeSegment(v)}
 	if j, err := json.Marshal(v); err == nil {
 		out = append(out, string(j[1:len(j)-1]))
 	}
@@ -366,21 +366,4 @@ func randomPart(v string) string {
 
 func isB64URL(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_'
-}
-
-// escapeAll percent-encodes every byte but RFC 3986 unreserved ones.
-func escapeAll(s string) string {
-	const hex = "0123456789ABCDEF"
-	var b strings.Builder
-	for i := range len(s) {
-		ch := s[i]
-		if isB64URL(ch) || ch == '.' || ch == '~' {
-			b.WriteByte(ch)
-			continue
-		}
-		b.WriteByte('%')
-		b.WriteByte(hex[ch>>4])
-		b.WriteByte(hex[ch&15])
-	}
-	return b.String()
 }

@@ -134,7 +134,7 @@ func encodings(known []Secret) []string {
 		if v == "" {
 			continue
 		}
-		out = append(out, v, url.PathEscape(v), url.QueryEscape(v), escapeAll(v))
+		out = append(out, v, url.PathEscape(v), url.QueryEscape(v), EscapeSegment(v))
 		if j, err := json.Marshal(v); err == nil {
 			out = append(out, string(j[1:len(j)-1]))
 		}
@@ -143,9 +143,11 @@ func encodings(known []Secret) []string {
 	return slices.Compact(out)
 }
 
-// escapeAll percent-encodes everything but RFC 3986 unreserved characters,
-// as clients do for a path segment that must stay one segment.
-func escapeAll(s string) string {
+// EscapeSegment percent-encodes everything but RFC 3986 unreserved
+// characters, as a client does for a path segment that must stay one
+// segment whatever it holds ("*:development.abc", "[]:…"). It is one of the
+// forms in which [Scrub] looks for a known secret.
+func EscapeSegment(s string) string {
 	const hex = "0123456789ABCDEF"
 	var b strings.Builder
 	for i := range len(s) {

@@ -682,30 +682,11 @@ func (r *request) allSecrets(c *Client) []secret.Secret {
 	return append(all, r.secrets...)
 }
 
-// escapeSegment percent-encodes everything but RFC 3986 unreserved
-// characters, so a token ("*:development.abc", "[]:…") is always a single,
-// unambiguous path segment.
-func escapeSegment(s string) string {
-	const hex = "0123456789ABCDEF"
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		ch := s[i]
-		if ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' || ch == '-' || ch == '.' || ch == '_' || ch == '~' {
-			b.WriteByte(ch)
-			continue
-		}
-		b.WriteByte('%')
-		b.WriteByte(hex[ch>>4])
-		b.WriteByte(hex[ch&15])
-	}
-	return b.String()
-}
-
 // segment escapes one path segment, refusing values that would change the
 // route: empty, "." and "..".
 func segment(what, v string) (string, error) {
 	if v == "" || v == "." || v == ".." {
 		return "", fmt.Errorf("unleash: invalid %s %q", what, v)
 	}
-	return escapeSegment(v), nil
+	return secret.EscapeSegment(v), nil
 }

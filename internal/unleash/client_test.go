@@ -376,7 +376,7 @@ func TestTokenInPathIsEscapedAndRedacted(t *testing.T) {
 		// An HTML error page that echoes the path, as Express does.
 		w.Header().Set("Content-Type", "text/html")
 		w.WriteHeader(500)
-		_, _ = io.WriteString(w, "<pre>Cannot DELETE /api/admin/api-tokens/"+escapeSegment(tok)+" ("+tok+")</pre>")
+		_, _ = io.WriteString(w, "<pre>Cannot DELETE /api/admin/api-tokens/"+secret.EscapeSegment(tok)+" ("+tok+")</pre>")
 	})
 	ctx := t.Context()
 	require.NoError(t, c.UpdateAPITokenExpiry(ctx, secret.New(tok), time.Date(2026, 11, 22, 21, 0, 0, 0, time.UTC)))
