@@ -280,14 +280,18 @@ Details (median (min-max) where repeated):
 | curl+jq baseline, rotations/s ($baseline_n sequential: create, jq, verify, write, rename) | $baseline_rate |
 | binary size, bytes | $binary_bytes |
 
-What bounds the two ratios, from the same run:
+What bounds them, from the same run:
 
 - Steady pass: the binary's start alone (\`rotator version\`, median) is $(ratio "$(stats "${floor_wall[@]}" | cut -d' ' -f1)" "$(stats "${get_ms[@]}" | cut -d' ' -f1)")× the raw GET; the
   pass then reads every destination ($tokens reads) and plans every lineage, on the same 2 cores as Unleash.
 - Rotations: a rotation also writes its file durably (fsync of the file and of the directory) and reads it
-  back, on the lineage's path between Unleash requests, at the same concurrency as the raw runs; and a pass
-  first lists and reads everything, as a steady pass does: the median steady pass is $(awk -v a="$(stats "${steady_wall[@]}" | cut -d' ' -f1)" -v b="$(field wall_s "$rot_file1")" 'BEGIN {printf "%.0f", 100 * a / b}') % of the first
+  back. The rotator works on twice as many lineages as it has requests in flight, so those writes overlap
+  other lineages' requests, but its own CPU (decoding, planning, logging, the sink) competes with Unleash
+  and PostgreSQL for the same $(nproc) cores, where the raw runs only make requests; and a pass first lists and
+  reads everything, as a steady pass does: the median steady pass is $(awk -v a="$(stats "${steady_wall[@]}" | cut -d' ' -f1)" -v b="$(field wall_s "$rot_file1")" 'BEGIN {printf "%.0f", 100 * a / b}') % of the first
   file rotation pass.
+- Peak RSS: the binary's floor (\`rotator version\`) is most of it; every pass adds what it holds for
+  $tokens lineages.
 
 Command: \`make bench-e2e\` (or \`scripts/bench-e2e.sh\`; BENCH_TOKENS=$tokens BENCH_ROTATIONS=$rotations BENCH_STEADY_RUNS=$steady_runs BENCH_BASELINE=$baseline_n BENCH_FEATURES=$features).
 Go benchmarks of the parts: \`go test -run '^\$' -bench 'PutDirSize|Get|ListAPITokens' ./internal/sinks/file/ ./internal/unleash/\`.
