@@ -91,10 +91,10 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*rotat
 			rotation.KindPAT:      backend.NewPATs(client),
 			rotation.KindEdge:     backend.NewEdge(client),
 		},
-		Sinks:       r.sinks,
-		Locker:      locker,
-		LockKey:     client.BaseURL(),
-		Logger:      logger,
+		Sinks:   r.sinks,
+		Locker:  locker,
+		LockKey: client.BaseURL(),
+		Logger:  logger,
 		// The client holds cfg.Concurrency connections, so that many
 		// requests are in flight; twice as many lineages at once let one
 		// lineage's sink writes (fsync, a Vault round trip) overlap
