@@ -69,7 +69,7 @@ fuzz: ## run every fuzz target (Unleash responses, configuration) for FUZZTIME e
 	FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
 
 .PHONY: test-faults
-test-faults: test-deps ## the long fault suite: Unleash and Vault answering 5xx, 429, slowly, resetting, stopped; full and read-only sinks
+test-faults: test-deps ## every fault scenario, the slow ones too: verification never succeeding, Unleash stopped mid-pass, secure-token mode
 	E2E_LONG=1 $(GO) test -race -count=1 -timeout 60m ./internal/e2e/faults/
 
 .PHONY: unleash-up
