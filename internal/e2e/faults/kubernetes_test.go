@@ -1,7 +1,9 @@
 package faults
 
 import (
+	"bytes"
 	"encoding/json"
+	"io"
 	"net/http"
 	"regexp"
 	"testing"
@@ -9,7 +11,10 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/ptr"
 
 	"github.com/unleash-rotator/unleash-rotator/internal/faultproxy"
 	"github.com/unleash-rotator/unleash-rotator/internal/kubetest"
@@ -73,6 +78,19 @@ func leaseNotTaken(t *testing.T, w *world, r *run, from int) {
 	}
 	assert.Empty(t, attempts(w.unleash, from, http.MethodGet, routeList), "nothing is listed without the lock")
 	nothingCreated(t, w, r, from)
+}
+
+// releasing matches the update that releases a Lease: it names no holder.
+// It leaves the body for the proxy to forward.
+func releasing(r *http.Request) bool {
+	body, err := io.ReadAll(r.Body)
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	if err != nil {
+		return false
+	}
+	obj, _, err := scheme.Codecs.UniversalDeserializer().Decode(body, nil, nil)
+	l, ok := obj.(*coordinationv1.Lease)
+	return err == nil && ok && l.Spec.HolderIdentity != nil && *l.Spec.HolderIdentity == ""
 }
 
 // leaseFree checks that no one holds the Lease: the pass released it (or
@@ -178,6 +196,27 @@ func TestKubernetesFaults(t *testing.T) {
 				n := len(attempts(w.kubeProxy, from, http.MethodPut, kubeLease))
 				assert.GreaterOrEqual(t, n, 2, "a Lease that could not be updated is tried again")
 				assert.LessOrEqual(t, n, int(5*time.Second/kubeRetryPeriod)+1, "paced by retry_period")
+			}},
+		{name: "Lease release 500", opts: locked,
+			kube: []faultproxy.Rule{{Method: http.MethodPut, Path: kubeLease, Match: releasing, Fault: internal}},
+			code: exitOK,
+			check: func(t *testing.T, w *world, r *run, _ int) {
+				// The work is done, and the Lease stays held until it
+				// expires: the next pass (heal) waits for it, then runs.
+				assert.NotNil(t, r.find("could not release the lease"), "the failed release is reported\n%s", r)
+				assert.Nil(t, r.find("released the lease"), "a release that failed is not logged as done\n%s", r)
+				l, err := w.opts.kube.AdminClient(t).CoordinationV1().Leases(w.kubeNS).Get(t.Context(), kubeLeaseName, metav1.GetOptions{})
+				require.NoError(t, err)
+				assert.NotEmpty(t, ptr.Deref(l.Spec.HolderIdentity, ""), "the Lease is still held")
+			},
+			checkKube: func(t *testing.T, w *world, _ *run, from int) {
+				failed := 0
+				for _, e := range attempts(w.kubeProxy, from, http.MethodPut, kubeLease) {
+					if e.Status == http.StatusInternalServerError {
+						failed++
+					}
+				}
+				assert.Equal(t, 1, failed, "one release, answered 500")
 			}},
 		{name: "Lease unreachable", opts: locked, before: down,
 			code: exitFailed, says: []string{"connection refused"},
