@@ -69,7 +69,7 @@ fuzz: ## run every fuzz target (Unleash responses, configuration) for FUZZTIME e
 	FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
 
 .PHONY: test-faults
-test-faults: test-deps ## the long fault suite: Unleash and Vault answering 5xx, 429, slowly, resetting, stopped; full and read-only sinks
+test-faults: test-deps ## the long fault suite: Unleash, Vault and the Kubernetes API answering 5xx, 429, slowly, resetting, stopped; full and read-only sinks
 	E2E_LONG=1 $(GO) test -race -count=1 -timeout 60m ./internal/e2e/faults/
 
 .PHONY: unleash-up
