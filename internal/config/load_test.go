@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/unleash-rotator/unleash-rotator/internal/field"
+	"github.com/unleash-rotator/unleash-rotator/internal/kube"
 	"github.com/unleash-rotator/unleash-rotator/internal/lock/lease"
 	"github.com/unleash-rotator/unleash-rotator/internal/metrics"
 	"github.com/unleash-rotator/unleash-rotator/internal/notify"
@@ -218,6 +219,7 @@ func TestInvalidFiles(t *testing.T) {
 		{file: "vault-address-missing", line: 9, key: "sinks[1].vault.address", msg: "is required"},
 		{file: "vault-address-scheme", line: 10, key: "sinks[1].vault.address", msg: "must be an http:// or https:// URL"},
 		{file: "vault-timeout", line: 11, key: "sinks[1].vault.timeout", msg: "must be longer than 0"},
+		{file: "kubernetes-timeout", line: 11, key: "sinks[1].kubernetes.timeout", msg: "must be longer than 0"},
 		{file: "vault-mount", line: 11, key: "sinks[1].vault.mount", msg: "must name the KV mount"},
 		{file: "vault-kv-version", line: 11, key: "sinks[1].vault.kv_version", msg: "must be 1 or 2, got 3"},
 		{file: "vault-field", line: 11, key: "sinks[1].vault.field", msg: "must name the data key"},
@@ -564,13 +566,15 @@ func TestParseBuilds(t *testing.T) {
 				assert.Equal(t, "testdata/unleash-token", c.Notify.WebhookURLFile)
 				assert.Equal(t, field.Duration(5*time.Second), c.Notify.Timeout)
 			}},
-		{"kubernetes sink and Lease lock", strings.Replace(base, "      dir: /tmp\n", "      dir: /tmp\n  - name: k8s\n    kubernetes:\n      namespace: apps\n      fields: {url: https://u.example.com/api}\n", 1) +
+		{"kubernetes sink and Lease lock", strings.Replace(base, "      dir: /tmp\n", "      dir: /tmp\n  - name: k8s\n    kubernetes:\n      namespace: apps\n      timeout: 5s\n      fields: {url: https://u.example.com/api}\n", 1) +
 			"lock:\n  type: kubernetes\n  kubernetes:\n    name: rotator-prod\n    lease_duration: 20s\n",
 			func(t *testing.T, c *Config) {
 				require.NotNil(t, c.Sinks[1].Kubernetes)
 				assert.Equal(t, "kubernetes", c.Sinks[1].Type())
 				assert.Equal(t, "apps", c.Sinks[1].Kubernetes.Namespace)
 				assert.Equal(t, "token", c.Sinks[1].Kubernetes.Key, "the sink's default key")
+				assert.Equal(t, field.Duration(5*time.Second), c.Sinks[1].Kubernetes.Timeout)
+				assert.Equal(t, field.Duration(kube.DefaultTimeout), c.Lock.Kubernetes.Timeout, "the lock's default timeout")
 				assert.Equal(t, "kubernetes", c.Lock.Type)
 				assert.Equal(t, "rotator-prod", c.Lock.Kubernetes.Name)
 				assert.Equal(t, 20*time.Second, c.Lock.Kubernetes.LeaseDuration)

@@ -1,6 +1,6 @@
 // Package faultproxy is a fault-injecting HTTP proxy for tests. It listens
 // on a real loopback TCP port in front of one real server (Unleash, Vault,
-// later the Kubernetes API), passes requests through, and, as the test
+// the Kubernetes API), passes requests through, and, as the test
 // scripts it per request, answers a status of its own (500, 502, 503, 429
 // with Retry-After, Vault's sealed body...), adds latency, resets the
 // connection before or in the middle of a response, or goes down so that
@@ -19,8 +19,8 @@
 // secret-hygiene checks use to learn every secret that crossed the wire.
 //
 // Imported by tests only. The proxy speaks HTTP/1.1; with [WithFrontTLS] and
-// [WithUpstreamTLS] it terminates and re-originates TLS (the hook for the
-// Kubernetes API, which serves only HTTPS).
+// [WithUpstreamTLS] it terminates and re-originates TLS, as in front of the
+// Kubernetes API, which serves only HTTPS (internal/e2e/faults).
 package faultproxy
 
 import (

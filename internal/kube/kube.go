@@ -43,7 +43,8 @@ const ServiceAccountDir = "/var/run/secrets/kubernetes.io/serviceaccount"
 const (
 	// UserAgent identifies the rotator's requests in API server audit logs.
 	UserAgent = "unleash-rotator"
-	// DefaultTimeout bounds each request.
+	// DefaultTimeout bounds each request unless [ClientConfig.Timeout]
+	// says otherwise.
 	DefaultTimeout = 30 * time.Second
 	// qps and burst replace client-go's client-side limit of 5 requests/s,
 	// which would stretch a pass over many Secrets into minutes; the API
@@ -59,8 +60,10 @@ const (
 //	  namespace: rotation
 //	  kubeconfig: /etc/rotator/kubeconfig
 //	  context: prod
+//	  timeout: 30s
 //
-// The zero value means: in-cluster in a pod, else the default kubeconfig.
+// The zero value means: in-cluster in a pod, else the default kubeconfig,
+// with the default timeout.
 type ClientConfig struct {
 	// Kubeconfig is a kubeconfig file. Empty: in-cluster in a pod, else
 	// $KUBECONFIG, else ~/.kube/config.
@@ -68,11 +71,23 @@ type ClientConfig struct {
 	// Context selects a context of the kubeconfig instead of its current
 	// one. Setting it uses a kubeconfig even in a pod.
 	Context string `yaml:"context"`
+	// Timeout bounds each request to the API server. Defaults to
+	// [DefaultTimeout].
+	Timeout field.Duration `yaml:"timeout"`
 }
 
-// Validate checks the settings without reading any file.
+// SetDefaults fills the zero-valued settings with their defaults. The
+// adapters' configurations call it from theirs.
+func (c *ClientConfig) SetDefaults() {
+	if c.Timeout == 0 {
+		c.Timeout = field.Duration(DefaultTimeout)
+	}
+}
+
+// Validate checks the settings (after [ClientConfig.SetDefaults]) without
+// reading any file.
 func (c ClientConfig) Validate() error {
-	var errs []error
+	errs := []error{field.Positive("timeout", c.Timeout)}
 	if c.Kubeconfig != strings.TrimSpace(c.Kubeconfig) {
 		errs = append(errs, field.Errorf("kubeconfig", "%q has leading or trailing spaces", c.Kubeconfig))
 	}
@@ -96,9 +111,11 @@ type Connection struct {
 	Source string
 }
 
-// Connect resolves the configuration as the package documentation says. It
-// reads the kubeconfig or the service-account files but makes no request.
+// Connect applies the defaults to c and resolves it as the package
+// documentation says. It reads the kubeconfig or the service-account files
+// but makes no request.
 func (c ClientConfig) Connect() (*Connection, error) {
+	c.SetDefaults()
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
@@ -116,9 +133,7 @@ func (c ClientConfig) Connect() (*Connection, error) {
 	}
 	cfg := conn.Config
 	cfg.UserAgent = UserAgent
-	if cfg.Timeout == 0 {
-		cfg.Timeout = DefaultTimeout
-	}
+	cfg.Timeout = time.Duration(c.Timeout)
 	if cfg.QPS == 0 && cfg.RateLimiter == nil {
 		cfg.QPS, cfg.Burst = qps, burst
 	}

@@ -9,12 +9,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/unleash-rotator/unleash-rotator/internal/field"
 	"github.com/unleash-rotator/unleash-rotator/internal/kube"
 	"github.com/unleash-rotator/unleash-rotator/internal/kubetest"
 )
@@ -86,9 +88,10 @@ func TestConnectKubeconfig(t *testing.T) {
 	tests := []struct {
 		cfg                  kube.ClientConfig
 		host, ns, sourcePart string
+		timeout              time.Duration
 	}{
-		{kube.ClientConfig{Kubeconfig: path}, "https://a.example.com:6443", "team-a", `context "ctx-a"`},
-		{kube.ClientConfig{Kubeconfig: path, Context: "ctx-b"}, "https://b.example.com:6443", "default", `context "ctx-b"`},
+		{kube.ClientConfig{Kubeconfig: path}, "https://a.example.com:6443", "team-a", `context "ctx-a"`, kube.DefaultTimeout},
+		{kube.ClientConfig{Kubeconfig: path, Context: "ctx-b", Timeout: field.Duration(2 * time.Second)}, "https://b.example.com:6443", "default", `context "ctx-b"`, 2 * time.Second},
 	}
 	for _, tt := range tests {
 		conn, err := tt.cfg.Connect()
@@ -98,7 +101,7 @@ func TestConnectKubeconfig(t *testing.T) {
 		assert.Contains(t, conn.Source, tt.sourcePart)
 		assert.NotContains(t, conn.Source, "not-a-real-token")
 		assert.Equal(t, kube.UserAgent, conn.Config.UserAgent)
-		assert.Equal(t, kube.DefaultTimeout, conn.Config.Timeout)
+		assert.Equal(t, tt.timeout, conn.Config.Timeout)
 		assert.Greater(t, conn.Config.QPS, float32(5))
 	}
 
@@ -138,8 +141,15 @@ func TestConnectInClusterWithoutToken(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
-	assert.NoError(t, kube.ClientConfig{}.Validate())
-	assert.NoError(t, kube.ClientConfig{Kubeconfig: "/k", Context: "c"}.Validate())
+	var c kube.ClientConfig
+	c.SetDefaults()
+	assert.NoError(t, c.Validate())
+	assert.Equal(t, field.Duration(kube.DefaultTimeout), c.Timeout)
+	// A zero the file wrote ("timeout: 0s") is refused, not taken for the
+	// default.
+	assert.ErrorContains(t, kube.ClientConfig{}.Validate(), "timeout")
+	assert.ErrorContains(t, kube.ClientConfig{Timeout: field.Duration(-time.Second)}.Validate(), "timeout")
+	assert.NoError(t, kube.ClientConfig{Kubeconfig: "/k", Context: "c", Timeout: field.Duration(time.Second)}.Validate())
 	assert.ErrorContains(t, kube.ClientConfig{Kubeconfig: "/k "}.Validate(), "kubeconfig")
 	assert.ErrorContains(t, kube.ClientConfig{Context: " c"}.Validate(), "context")
 }

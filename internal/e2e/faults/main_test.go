@@ -1,6 +1,7 @@
 // Package faults proves that the rotator tells the truth and loses nothing
 // when the servers it depends on fail: the real binary runs passes against
-// a real Unleash and a real Vault, through a fault proxy
+// a real Unleash, a real Vault and a real kube-apiserver (internal/kubetest;
+// the Secret sink and the Lease lock), through a fault proxy
 // (internal/faultproxy) that answers 5xx and 429, delays, resets and goes
 // down as each test scripts it, and against file sinks on a full or
 // read-only file system. For each fault the tests check that no old token

@@ -24,14 +24,15 @@ const (
 // maxAttempts is the Unleash client's retry bound (DefaultRetryPolicy).
 const maxAttempts = 4
 
-// scenario is one fault between the rotator and Unleash (or Vault), and
-// what the faulted pass must report.
+// scenario is one fault between the rotator and Unleash (or Vault, or the
+// Kubernetes API), and what the faulted pass must report.
 type scenario struct {
 	name string
 	opts options
-	// unleash and vault are the faults, on either proxy.
+	// unleash, vault and kube are the faults, on each proxy.
 	unleash []faultproxy.Rule
 	vault   []faultproxy.Rule
+	kube    []faultproxy.Rule
 	// rotated makes the faulted pass the one that retires: a healthy pass
 	// rotates first (a pass retires what an earlier one replaced).
 	rotated bool
@@ -49,8 +50,10 @@ type scenario struct {
 	// check makes more assertions on the faulted pass; from is where the
 	// pass's requests start in the Unleash proxy's log.
 	check func(t *testing.T, w *world, r *run, from int)
-	// checkVault is check for the Vault proxy's log.
+	// checkVault and checkKube are check for the Vault and Kubernetes
+	// proxies' logs.
 	checkVault func(t *testing.T, w *world, r *run, from int)
+	checkKube  func(t *testing.T, w *world, r *run, from int)
 }
 
 // play runs a scenario: a world whose lineages are due, the faulted pass,
@@ -73,9 +76,15 @@ func play(t *testing.T, sc scenario) {
 	for _, rule := range sc.vault {
 		w.vaultProxy.Inject(rule)
 	}
-	vaultFrom := 0
+	for _, rule := range sc.kube {
+		w.kubeProxy.Inject(rule)
+	}
+	vaultFrom, kubeFrom := 0, 0
 	if w.vaultProxy != nil {
 		vaultFrom = len(w.vaultProxy.Log())
+	}
+	if w.kubeProxy != nil {
+		kubeFrom = len(w.kubeProxy.Log())
 	}
 
 	r := w.once(due)
@@ -91,6 +100,9 @@ func play(t *testing.T, sc scenario) {
 	}
 	if sc.checkVault != nil {
 		sc.checkVault(t, w, r, vaultFrom)
+	}
+	if sc.checkKube != nil {
+		sc.checkKube(t, w, r, kubeFrom)
 	}
 
 	w.heal()

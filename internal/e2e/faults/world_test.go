@@ -5,8 +5,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -26,9 +29,12 @@ import (
 
 	"github.com/unleash-rotator/unleash-rotator/internal/faultproxy"
 	"github.com/unleash-rotator/unleash-rotator/internal/hygiene"
+	"github.com/unleash-rotator/unleash-rotator/internal/kube"
+	"github.com/unleash-rotator/unleash-rotator/internal/kubetest"
 	"github.com/unleash-rotator/unleash-rotator/internal/rotation"
 	"github.com/unleash-rotator/unleash-rotator/internal/secret"
 	"github.com/unleash-rotator/unleash-rotator/internal/sinks/file"
+	kubesink "github.com/unleash-rotator/unleash-rotator/internal/sinks/kubernetes"
 	"github.com/unleash-rotator/unleash-rotator/internal/sinks/vault"
 	"github.com/unleash-rotator/unleash-rotator/internal/unleash"
 	"github.com/unleash-rotator/unleash-rotator/internal/unleashtest"
@@ -69,6 +75,16 @@ type options struct {
 	vaultTimeout string
 	// server is the Unleash server (default: the package's).
 	server *unleashtest.Server
+	// kube adds a Kubernetes sink on this control plane after the others;
+	// kubeLock makes the lock a Lease on it. Both reach the API server
+	// through a proxy.
+	kube     *kubetest.ControlPlane
+	kubeLock bool
+	// kubeTimeout is the Kubernetes sink's timeout per request (default
+	// 30s).
+	kubeTimeout string
+	// passTimeout is pass_timeout (default 10m).
+	passTimeout string
 	// schedule is `rotator run`'s (default @every 1h); metricsListen its
 	// metrics address (default none).
 	schedule, metricsListen string
@@ -90,6 +106,12 @@ type world struct {
 	vaultProxy *faultproxy.Proxy
 	vaultToken string // the rotator's
 
+	// kubeNS holds the Secrets and the Lease; kubeconfig is the rotator's,
+	// which reaches the API server through kubeProxy.
+	kubeNS     string
+	kubeProxy  *faultproxy.Proxy
+	kubeconfig string
+
 	// work holds everything the rotator may write: its lock, metrics
 	// textfile, home and temp directories, and (unless options.filesDir)
 	// the file sink. Every file in it but the sinks' is searched for
@@ -110,6 +132,7 @@ type world struct {
 
 	files *file.Sink
 	vsink *vault.Sink
+	ksink *kubesink.Sink // reads the Secrets directly, as the admin
 	hook  *webhook
 	// notified: the last pass checked failed, and the webhook said so.
 	notified bool
@@ -156,6 +179,9 @@ func newWorld(t *testing.T, opts options) *world {
 
 	if opts.vault {
 		w.startVault()
+	}
+	if opts.kube != nil {
+		w.startKube()
 	}
 	w.hook = newWebhook(t)
 	w.secret.AddURL("webhook URL", w.hook.url)
@@ -228,6 +254,38 @@ func (w *world) startVault() {
 	require.NoError(t, err)
 }
 
+// startKube makes a namespace, a service account for the rotator with what
+// the shipped Role grants, and a proxy that serves TLS with a certificate of
+// its own (the rotator's kubeconfig trusts it) and trusts the API server's
+// CA upstream.
+func (w *world) startKube() {
+	t, cp := w.t, w.opts.kube
+	w.kubeNS = cp.Namespace(t)
+	sa := cp.ServiceAccount(t, w.kubeNS, "unleash-rotator",
+		kubetest.Rules("", []string{"secrets"}, []string{"get", "create", "update"}),
+		kubetest.Rules("coordination.k8s.io", []string{"leases"}, []string{"get", "create", "update"}))
+	admin := cp.AdminConfig()
+	w.secret.AddString("kubernetes service-account token", sa.Token)
+	w.secret.AddString("kubernetes admin token", admin.BearerToken)
+
+	front := httptest.NewUnstartedServer(nil)
+	front.StartTLS() // only for its certificate
+	t.Cleanup(front.Close)
+	ca := x509.NewCertPool()
+	require.True(t, ca.AppendCertsFromPEM(cp.CAPEM))
+	w.kubeProxy = faultproxy.Start(t, cp.URL, faultproxy.WithFrontTLS(front.TLS),
+		faultproxy.WithUpstreamTLS(&tls.Config{RootCAs: ca, MinVersion: tls.VersionTLS12}))
+	w.kubeProxy.Observe(w.secret.Exchange)
+
+	cfg := sa.Config()
+	cfg.Host = w.kubeProxy.URL
+	cfg.CAData = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: front.Certificate().Raw})
+	w.kubeconfig = cp.WriteKubeconfig(t, cfg, w.kubeNS)
+	var err error
+	w.ksink, err = kubesink.New(kubesink.Config{ClientConfig: kube.ClientConfig{Kubeconfig: cp.WriteKubeconfig(t, admin, w.kubeNS)}}, nil)
+	require.NoError(t, err)
+}
+
 // vaultWritePolicy lets the rotator read and write under secret/unleash/.
 const vaultWritePolicy = `
 path "secret/data/unleash/*" { capabilities = ["create", "update", "read"] }
@@ -236,7 +294,7 @@ path "secret/metadata/unleash/*" { capabilities = ["create", "update", "read"] }
 
 // dest is a destination of a lineage.
 type dest struct {
-	sink string // "files" or "vault"
+	sink string // "files", "vault" or "k8s"
 	path string
 }
 
@@ -247,13 +305,19 @@ func (w *world) dests(name string) []dest {
 	if w.opts.vault {
 		ds = append(ds, dest{"vault", "unleash/" + name})
 	}
+	if w.opts.kube != nil {
+		ds = append(ds, dest{"k8s", name})
+	}
 	return ds
 }
 
 // record reads what a destination holds; rotation.ErrEmpty if nothing.
 func (w *world) record(d dest) (rotation.Record, error) {
-	if d.sink == "vault" {
+	switch d.sink {
+	case "vault":
 		return w.vsink.Get(w.t.Context(), d.path)
+	case "k8s":
+		return w.ksink.Get(w.t.Context(), d.path)
 	}
 	return w.files.Get(w.t.Context(), d.path)
 }
@@ -272,9 +336,9 @@ func (w *world) writeConfig(renewBefore string) {
   url: %s
   timeout: %s
 schedule: "%s"
-pass_timeout: 10m
+pass_timeout: %s
 lock:
-  dir: %s
+%s
 defaults:
   renew_before: %s
   renew_before_percent: 0
@@ -288,7 +352,7 @@ sinks:
     file:
       dir: %s
       format: env
-`, w.unleash.URL, or(w.opts.unleashTimeout, "30s"), or(w.opts.schedule, "@every 1h"), filepath.Join(w.work, "lock"), renewBefore, w.opts.retire, w.filesDir)
+`, w.unleash.URL, or(w.opts.unleashTimeout, "30s"), or(w.opts.schedule, "@every 1h"), or(w.opts.passTimeout, "10m"), w.lockConfig(), renewBefore, w.opts.retire, w.filesDir)
 	if w.opts.vault {
 		fmt.Fprintf(&b, `  - name: vault
     vault:
@@ -297,6 +361,14 @@ sinks:
       auth:
         method: token
 `, w.vaultProxy.URL, or(w.opts.vaultTimeout, "30s"))
+	}
+	if w.opts.kube != nil {
+		fmt.Fprintf(&b, `  - name: k8s
+    kubernetes:
+      namespace: %s
+      kubeconfig: %s
+      timeout: %s
+`, w.kubeNS, w.kubeconfig, or(w.opts.kubeTimeout, "30s"))
 	}
 	fmt.Fprintf(&b, `targets:
   - name: faults
@@ -313,6 +385,11 @@ sinks:
         path: "unleash/{{.Name}}"
 `)
 	}
+	if w.opts.kube != nil {
+		b.WriteString(`      - sink: k8s
+        path: "{{.Name}}"
+`)
+	}
 	fmt.Fprintf(&b, `metrics:
   listen: "%s"
   textfile: %s
@@ -325,6 +402,30 @@ log:
 `, w.opts.metricsListen, w.textfile, filepath.Join(w.work, "state", "notify.json"))
 	require.NoError(t, os.WriteFile(w.config, []byte(b.String()), 0o600))
 }
+
+// lockConfig is the lock: section's body: a file lock in the work dir, or
+// a Lease, with timings short enough that a Lease left held
+// expires within a scenario.
+func (w *world) lockConfig() string {
+	if !w.opts.kubeLock {
+		return "  dir: " + filepath.Join(w.work, "lock")
+	}
+	return fmt.Sprintf(`  type: kubernetes
+  kubernetes:
+    namespace: %s
+    name: %s
+    kubeconfig: %s
+    lease_duration: %s
+    renew_deadline: 3s
+    retry_period: %s`, w.kubeNS, kubeLeaseName, w.kubeconfig, kubeLeaseDuration, kubeRetryPeriod)
+}
+
+// The Lease of options.kubeLock, and its timings.
+const (
+	kubeLeaseName     = "unleash-rotator"
+	kubeLeaseDuration = 4 * time.Second
+	kubeRetryPeriod   = time.Second
+)
 
 func or(v, def string) string {
 	if v == "" {
@@ -431,6 +532,10 @@ func (w *world) heal() {
 	w.unleash.Clear()
 	if w.vaultProxy != nil {
 		w.vaultProxy.Clear()
+	}
+	if w.kubeProxy != nil {
+		w.kubeProxy.Clear()
+		require.NoError(w.t, w.kubeProxy.Up())
 	}
 	for _, h := range w.healers {
 		h()
@@ -565,11 +670,17 @@ func (w *world) assertTruthful(r *run, before truth, unknown bool) {
 	}
 
 	sum := r.summary()
+	// A pass that could not run (a listing or the lock failed) fails and
+	// changes nothing.
+	couldNotRun := r.find("pass could not run") != nil
 	if r.code == exitUnleash {
-		assert.NotNil(t, r.find("pass could not run"), "a pass that could not list says so\n%s", r)
+		assert.True(t, couldNotRun, "a pass that could not list says so\n%s", r)
+	}
+	if couldNotRun {
+		assert.NotEqual(t, exitOK, r.code, "a pass that could not run is not ok\n%s", r)
 		for _, name := range w.names {
-			assert.Equal(t, before.rotated[name], after.rotated[name], "%s: a pass that could not list changed nothing", name)
-			assert.Equal(t, before.retired[name], after.retired[name], "%s: a pass that could not list retired nothing", name)
+			assert.Equal(t, before.rotated[name], after.rotated[name], "%s: a pass that could not run changed nothing", name)
+			assert.Equal(t, before.retired[name], after.retired[name], "%s: a pass that could not run retired nothing", name)
 		}
 	} else if assert.NotNil(t, sum, "the pass logs its summary\n%s", r) {
 		newly := func(b, a map[string]bool) int {
@@ -622,6 +733,9 @@ func (w *world) assertTruthful(r *run, before truth, unknown bool) {
 
 	// The metrics textfile says how the pass ended.
 	result := map[int]string{exitOK: "success", exitFailed: "failure", exitUnleash: "error"}[r.code]
+	if couldNotRun {
+		result = "error"
+	}
 	want := `unleash_rotator_passes_total{result="` + result + `"} 1`
 	assert.True(t, strings.Contains(r.textfile, want), "the metrics textfile says %s", want)
 

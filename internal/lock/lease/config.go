@@ -61,6 +61,7 @@ func (c *Config) SetDefaults() {
 	if c.RetryPeriod == 0 {
 		c.RetryPeriod = DefaultRetryPeriod
 	}
+	c.ClientConfig.SetDefaults()
 }
 
 // Validate checks the settings, without I/O, and returns every problem, each

@@ -9,13 +9,15 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/unleash-rotator/unleash-rotator/internal/field"
+	"github.com/unleash-rotator/unleash-rotator/internal/kube"
 )
 
 func TestConfigDefaults(t *testing.T) {
 	t.Parallel()
 	var c Config
 	c.SetDefaults()
-	assert.Equal(t, Config{Name: "unleash-rotator", LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second}, c)
+	assert.Equal(t, Config{Name: "unleash-rotator", LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second,
+		ClientConfig: kube.ClientConfig{Timeout: field.Duration(kube.DefaultTimeout)}}, c)
 	require.NoError(t, c.Validate())
 }
 

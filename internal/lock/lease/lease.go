@@ -179,16 +179,17 @@ func (l *leases) explain(name string, err error) error {
 
 // recordingLock is a LeaseLock that remembers what leaderelection does not
 // report: the last error of a request, whether this holder ever took the
-// Lease, and a fatal error (403, 401), on which it calls onFatal so the
-// election stops instead of retrying in vain.
+// Lease and whether it released it, and a fatal error (403, 401), on which
+// it calls onFatal so the election stops instead of retrying in vain.
 type recordingLock struct {
 	resourcelock.LeaseLock
 
-	mu      sync.Mutex
-	last    error
-	fatal   error
-	took    bool
-	onFatal func()
+	mu       sync.Mutex
+	last     error
+	fatal    error
+	took     bool
+	released bool
+	onFatal  func()
 }
 
 func (r *recordingLock) Get(ctx context.Context) (*resourcelock.LeaderElectionRecord, []byte, error) {
@@ -208,6 +209,11 @@ func (r *recordingLock) Create(ctx context.Context, ler resourcelock.LeaderElect
 func (r *recordingLock) Update(ctx context.Context, ler resourcelock.LeaderElectionRecord) error {
 	err := r.LeaseLock.Update(ctx, ler)
 	r.record(err, err == nil && ler.HolderIdentity == r.Identity())
+	if err == nil && ler.HolderIdentity == "" { // leaderelection's release
+		r.mu.Lock()
+		r.released = true
+		r.mu.Unlock()
+	}
 	return err
 }
 
@@ -234,10 +240,11 @@ func (r *recordingLock) record(err error, took bool) {
 type lockState struct {
 	last, fatal error // the last error of a request, the fatal one
 	took        bool  // whether this holder ever took the Lease
+	released    bool  // whether it wrote the Lease free again
 }
 
 func (r *recordingLock) state() lockState {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return lockState{last: r.last, fatal: r.fatal, took: r.took}
+	return lockState{last: r.last, fatal: r.fatal, took: r.took, released: r.released}
 }

@@ -46,7 +46,9 @@ func (k *Locker) Lease() string { return k.l.ns + "/" + k.name }
 // stop: another rotator may take over once lease_duration has passed), and
 // when ctx is done. The Lease stays held until unlock, which releases it
 // and returns once the release is written (bounded by renew_deadline), so
-// that the next waiter can take it at its next attempt.
+// that the next waiter can take it at its next attempt. A release that
+// fails is logged as a warning: the next waiter then takes the Lease only
+// once it expires.
 func (k *Locker) Lock(ctx context.Context, key string) (held context.Context, unlock func(), err error) {
 	l := k.l
 	lease := k.Lease()
@@ -109,7 +111,14 @@ func (k *Locker) Lock(ctx context.Context, key string) (held context.Context, un
 			cancelHeld(errUnlocked)
 			stop()
 			<-done
-			log.Debug("released the lease")
+			switch st := lock.state(); {
+			case st.released:
+				log.Debug("released the lease")
+			case errors.Is(context.Cause(held), ErrLost):
+				// Not held any more: nothing to release, and said so.
+			default:
+				log.Warn("could not release the lease: another pass can take it only once it expires", "lease_duration", l.cfg.LeaseDuration, "err", st.last)
+			}
 		})
 	}, nil
 }

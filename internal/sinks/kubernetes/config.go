@@ -65,6 +65,7 @@ func (c *Config) SetDefaults() {
 	if c.Key == "" {
 		c.Key = DefaultKey
 	}
+	c.ClientConfig.SetDefaults()
 }
 
 // Validate checks the settings, without I/O, and returns every problem, each

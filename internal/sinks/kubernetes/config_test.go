@@ -8,7 +8,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/unleash-rotator/unleash-rotator/internal/field"
-	"github.com/unleash-rotator/unleash-rotator/internal/kube"
 )
 
 func TestConfigDefaults(t *testing.T) {
@@ -49,7 +48,8 @@ func TestConfigValidate(t *testing.T) {
 		{"restart namespaces disagree", func(c *Config) {
 			c.Restart = []Restart{{Kind: KindDeployment, Name: "a", Namespace: "x", Secret: "y/s"}}
 		}, []string{"restart[0].secret"}},
-		{"kubeconfig spaces", func(c *Config) { c.ClientConfig = kube.ClientConfig{Kubeconfig: " /k"} }, []string{"kubeconfig"}},
+		{"kubeconfig spaces", func(c *Config) { c.Kubeconfig = " /k" }, []string{"kubeconfig"}},
+		{"zero timeout", func(c *Config) { c.Timeout = 0 }, []string{"timeout"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
