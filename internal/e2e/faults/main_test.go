@@ -11,8 +11,8 @@
 // anywhere but in the sinks (internal/hygiene).
 //
 // The faults that take minutes (verification timing out, Unleash stopped
-// and restarted) belong to `make test-faults` (E2E_LONG=1); the rest run
-// in `make test`. The package has only tests.
+// and restarted, the secure-token mode cases) belong to `make test-faults`
+// (E2E_LONG=1); the rest run in `make test`. The package has only tests.
 package faults
 
 import (
