@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -26,24 +25,6 @@ import (
 	"github.com/unleash-rotator/unleash-rotator/internal/lock"
 	"github.com/unleash-rotator/unleash-rotator/internal/unleash"
 )
-
-// syncBuffer is a buffer a running process writes to while a test reads.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 func TestOnceRotatesPublishesAndIsIdempotent(t *testing.T) {
 	t.Parallel()

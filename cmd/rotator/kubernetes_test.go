@@ -20,6 +20,7 @@ import (
 
 	"github.com/unleash-rotator/unleash-rotator/internal/kubetest"
 	"github.com/unleash-rotator/unleash-rotator/internal/secret"
+	"github.com/unleash-rotator/unleash-rotator/internal/testenv"
 	"github.com/unleash-rotator/unleash-rotator/internal/unleash"
 )
 
@@ -178,7 +179,7 @@ func TestDaemonReplicas(t *testing.T) {
 	type replica struct {
 		addr   string
 		cmd    interface{ Signal(os.Signal) error }
-		stderr *syncBuffer
+		stderr *testenv.Tail
 	}
 	var replicas []replica
 	for range 2 {

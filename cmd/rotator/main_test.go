@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/unleash-rotator/unleash-rotator/internal/secret"
+	"github.com/unleash-rotator/unleash-rotator/internal/testenv"
 	"github.com/unleash-rotator/unleash-rotator/internal/unleash"
 	"github.com/unleash-rotator/unleash-rotator/internal/unleashtest"
 )
@@ -93,11 +94,11 @@ func run(t testing.TB, environ []string, args ...string) result {
 }
 
 // start starts the binary without waiting.
-func start(t testing.TB, environ []string, args ...string) (*exec.Cmd, *syncBuffer, *syncBuffer) {
+func start(t testing.TB, environ []string, args ...string) (*exec.Cmd, *testenv.Tail, *testenv.Tail) {
 	t.Helper()
 	cmd := exec.Command(rotatorBin, args...)
 	cmd.Env = environ
-	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	stdout, stderr := &testenv.Tail{}, &testenv.Tail{}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() {

@@ -114,8 +114,9 @@ func WithoutPrefix(env []string, prefix string) []string {
 	return out
 }
 
-// Tail is an io.Writer that keeps the last Max bytes written to it: a
-// server's output, for the error that says why it did not start.
+// Tail is an io.Writer, safe for concurrent use, that keeps the last Max
+// bytes written to it (all of them if Max is 0): a server's output, for the
+// error that says why it did not start, or a process's, read while it runs.
 type Tail struct {
 	Max int
 	mu  sync.Mutex
@@ -126,7 +127,7 @@ func (b *Tail) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.buf = append(b.buf, p...)
-	if over := len(b.buf) - b.Max; over > 0 {
+	if over := len(b.buf) - b.Max; b.Max > 0 && over > 0 {
 		b.buf = append(b.buf[:0], b.buf[over:]...)
 	}
 	return len(p), nil

@@ -1,7 +1,6 @@
 package faults
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net"
@@ -9,7 +8,6 @@ import (
 	"os/exec"
 	"regexp"
 	"strconv"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -18,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/unleash-rotator/unleash-rotator/internal/faultproxy"
+	"github.com/unleash-rotator/unleash-rotator/internal/testenv"
 )
 
 // The daemon (`rotator run`) passes every 2 s while Unleash answers 503 to
@@ -34,7 +33,7 @@ func TestDaemonUnderFaults(t *testing.T) {
 
 	cmd := exec.Command(rotatorBin, "run")
 	cmd.Env = w.env()
-	var stderr syncBuffer
+	var stderr testenv.Tail
 	cmd.Stderr, cmd.Stdout = &stderr, &stderr
 	require.NoError(t, cmd.Start())
 	r := &run{args: []string{"run"}}
@@ -121,22 +120,4 @@ func freeAddr(t *testing.T) string {
 	addr := ln.Addr().String()
 	require.NoError(t, ln.Close())
 	return addr
-}
-
-// syncBuffer is a bytes.Buffer safe for a process's two streams.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
