@@ -10,9 +10,9 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"mime"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -638,18 +638,27 @@ func looksLikeJSON(resp *response) bool {
 	return ct == "" && len(b) > 0 && (b[0] == '{' || b[0] == '[')
 }
 
-// contentType names a response's content type for a message. The header
-// is the server's: it is scrubbed like any text from outside, and quoted
-// when it holds bytes that are not text, which would garble the message.
+// contentType names a response's content type for a message: its media
+// type when it is a common one, which says what answered (an HTML page: a
+// wrong base URL). Any other is not quoted: the header is as much the
+// server's text as the body, and fuzzing found one that held the end of a
+// token the body carried.
 func contentType(resp *response) string {
-	ct := secret.Excerpt(resp.header.Get("Content-Type"), 100)
+	ct := resp.header.Get("Content-Type")
 	if ct == "" {
 		return "no content type"
 	}
-	if q := strconv.Quote(ct); q[1:len(q)-1] != ct {
-		return q
+	if mt, _, err := mime.ParseMediaType(ct); err == nil && commonTypes[mt] {
+		return mt
 	}
-	return ct
+	return "an unusual content type (not shown)"
+}
+
+// commonTypes are the media types a message may name.
+var commonTypes = map[string]bool{
+	"text/html": true, "text/plain": true, "text/xml": true, "text/css": true, "text/javascript": true,
+	"application/xml": true, "application/xhtml+xml": true, "application/javascript": true,
+	"application/octet-stream": true, "application/x-www-form-urlencoded": true, "application/grpc": true,
 }
 
 // describeJSONError says what is wrong with a response without quoting it:

@@ -576,6 +576,10 @@ func TestDecodeFailures(t *testing.T) {
 	}{
 		{name: "empty body", ctype: "application/json", body: "", want: "200 response has an empty body, expected JSON"},
 		{name: "html", ctype: "text/html", body: "<!doctype html><title>Unleash</title>", want: "expected a JSON response, got text/html (is the base URL the Unleash server's address?)"},
+		{name: "html with parameters", ctype: "Text/HTML; charset=utf-8", body: "<html></html>", want: "expected a JSON response, got text/html ("},
+		// The header is the server's text: only a common media type is named.
+		{name: "unusual content type", ctype: "x/aaaa1234", body: "<html></html>", want: "expected a JSON response, got an unusual content type (not shown)"},
+		{name: "malformed content type", ctype: "aaaa;;", body: "<html></html>", want: "got an unusual content type (not shown)"},
 		{name: "truncated", ctype: "application/json", body: `{"tokens":[{"secret":"default:development.aaaa`, want: "malformed JSON response: syntax error at byte"},
 		{name: "wrong type", ctype: "application/json", body: `{"tokens":{"a":1}}`, want: `malformed JSON response: field "tokens" does not hold a []unleash.apiTokenJSON`},
 		{name: "secret not a string", ctype: "application/json", body: `{"tokens":[{"secret":{"v":"default:development.aaaa"}}]}`, want: "malformed JSON response"},
