@@ -272,7 +272,7 @@ func waitReady(ctx context.Context, p *process, client *http.Client, url, token 
 	}
 }
 
-// Stop ends kube-apiserver, then etcd (SIGINT, then SIGKILL after 10 s
+// Stop ends kube-apiserver, then etcd (SIGINT, then SIGKILL after 30 s
 // each), and removes the control plane's files. It reports an error if a
 // process had died or had to be killed. Calling Stop again returns the same
 // result.

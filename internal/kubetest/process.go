@@ -13,8 +13,10 @@ import (
 )
 
 // stopTimeout is how long a process may take to exit after SIGINT before
-// it is killed. kube-apiserver drains in about a second.
-const stopTimeout = 10 * time.Second
+// it is killed. kube-apiserver drains in about a second on an idle
+// machine, but took over 10 s once while other test packages loaded both
+// cores.
+const stopTimeout = 30 * time.Second
 
 // logTail is how much of a process's output is kept for error messages.
 const logTail = 32 << 10
