@@ -48,7 +48,8 @@ func notifySignals() <-chan os.Signal {
 const usageText = `rotator keeps Unleash API tokens fresh without breaking the services that use them.
 
 It finds tokens nearing expiry, creates replacements, checks they work,
-publishes them to Vault or files, and retires the old tokens once that is safe.
+publishes them to Kubernetes Secrets, Vault or files, and retires the old tokens
+once that is safe.
 
 Usage:
   rotator <command> [flags]

@@ -1,6 +1,6 @@
 // Command rotator keeps Unleash API tokens fresh: it finds tokens nearing
-// expiry, creates and verifies replacements, publishes them to Vault or files,
-// and retires the old ones once that is safe. Run `rotator help`.
+// expiry, creates and verifies replacements, publishes them to Kubernetes
+// Secrets, Vault or files, and retires the old ones once that is safe. Run `rotator help`.
 package main
 
 import (
