@@ -62,8 +62,11 @@ func TestOnceExportsMetricsAndNotifies(t *testing.T) {
 	var mu sync.Mutex
 	var hooks []map[string]any
 	hook := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		raw, err := io.ReadAll(r.Body)
+		assert.NoError(t, err)
+		outputsOf(t).keep("webhook body", text(raw))
 		var body map[string]any
-		assert.NoError(t, json.NewDecoder(r.Body).Decode(&body))
+		assert.NoError(t, json.Unmarshal(raw, &body))
 		mu.Lock()
 		hooks = append(hooks, body)
 		mu.Unlock()
@@ -77,6 +80,7 @@ func TestOnceExportsMetricsAndNotifies(t *testing.T) {
 	res := run(t, environ, "once")
 	require.Equal(t, exitOK, res.code, res)
 	prom := readFile(t, textfile)
+	outputsOf(t).keep("metrics textfile", text(prom))
 	assert.Contains(t, prom, `unleash_rotator_passes_total{result="success"} 1`)
 	assert.Contains(t, prom, `unleash_rotator_rotations_total{outcome="success",target="app"} 1`)
 	mu.Lock()
@@ -87,7 +91,9 @@ func TestOnceExportsMetricsAndNotifies(t *testing.T) {
 	require.NoError(t, os.RemoveAll(w.dir))
 	res = run(t, environ, "once")
 	require.Equal(t, exitFailed, res.code, res)
-	assert.Contains(t, readFile(t, textfile), `unleash_rotator_passes_total{result="failure"} 1`)
+	prom = readFile(t, textfile)
+	outputsOf(t).keep("metrics textfile", text(prom))
+	assert.Contains(t, prom, `unleash_rotator_passes_total{result="failure"} 1`)
 	mu.Lock()
 	defer mu.Unlock()
 	require.Len(t, hooks, 1)
@@ -269,6 +275,7 @@ func TestDaemon(t *testing.T) {
 	require.Eventually(t, func() bool { return httpStatus(base+"/readyz") == http.StatusOK }, 60*time.Second, 200*time.Millisecond, stderr.String())
 	assert.Equal(t, http.StatusOK, httpStatus(base+"/healthz"))
 	metrics := httpBody(t, base+"/metrics")
+	outputsOf(t).keep("/metrics", text(metrics))
 	for _, m := range []string{"unleash_rotator_token_expiration_timestamp_seconds", "unleash_rotator_passes_total", "unleash_rotator_build_info"} {
 		assert.Contains(t, metrics, m)
 	}

@@ -50,6 +50,7 @@ func newKubeWorld(t *testing.T, inCluster bool, lockExtra string) *kubeWorld {
 	w.sa = w.cp.ServiceAccount(t, w.ns, "unleash-rotator",
 		kubetest.Rules("", []string{"secrets"}, []string{"get", "create", "update"}),
 		kubetest.Rules("coordination.k8s.io", []string{"leases"}, []string{"get", "create", "update"}))
+	outputsOf(t).secrets.AddString("service account token", w.sa.Token)
 	var sink, lock []string
 	if !inCluster {
 		kc := "kubeconfig: " + w.cp.WriteKubeconfig(t, w.sa.Config(), w.ns)
@@ -132,6 +133,7 @@ func TestRunAsAPod(t *testing.T) {
 	cmd := w.cp.PodCommand(t, w.sa, "rotator-once-x7k2p", rotatorBin, "once")
 	cmd.Env = append(cmd.Env, w.env()...)
 	out, err := cmd.CombinedOutput()
+	outputsOf(t).keep("output of rotator once in a pod", text(out))
 	require.NoError(t, err, "%s", out)
 	assert.NotContains(t, string(out), w.srv.AdminToken.Reveal())
 

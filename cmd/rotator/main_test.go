@@ -8,13 +8,17 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/unleash-rotator/unleash-rotator/internal/hygiene"
 	"github.com/unleash-rotator/unleash-rotator/internal/secret"
 	"github.com/unleash-rotator/unleash-rotator/internal/testenv"
 	"github.com/unleash-rotator/unleash-rotator/internal/unleash"
@@ -28,6 +32,10 @@ const testVersion = "v0.0.0-test"
 
 // rotatorBin is the binary under test, built once by TestMain.
 var rotatorBin string
+
+// unleashServer is the package's Unleash (nil without one): every test's
+// outputs are searched for its admin token and the tokens it lists.
+var unleashServer *unleashtest.Server
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "rotator-bin")
@@ -44,7 +52,7 @@ func TestMain(m *testing.M) {
 	}
 	code := unleashtest.Main(m, unleashtest.Options{
 		SeedSQL: unleashtest.SeedProjectsSQL([]string{"team-a"}, []string{"development", "production"}),
-	}, nil)
+	}, func(s *unleashtest.Server) { unleashServer = s })
 	_ = os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -82,6 +90,7 @@ func run(t testing.TB, environ []string, args ...string) result {
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
 	res := result{stdout: stdout.String(), stderr: stderr.String()}
+	outputsOf(t).run(environ, args, text(res.stdout), text(res.stderr))
 	var exit *exec.ExitError
 	switch {
 	case err == nil:
@@ -100,6 +109,9 @@ func start(t testing.TB, environ []string, args ...string) (*exec.Cmd, *testenv.
 	cmd.Env = environ
 	stdout, stderr := &testenv.Tail{}, &testenv.Tail{}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
+	// The search is registered before the Cleanup below, so it runs after
+	// it: on the output of a process that is no more.
+	outputsOf(t).run(environ, args, stdout, stderr)
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() {
 		if cmd.ProcessState == nil {
@@ -108,6 +120,95 @@ func start(t testing.TB, environ []string, args ...string) (*exec.Cmd, *testenv.
 		}
 	})
 	return cmd, stdout, stderr
+}
+
+// outputs are what the binary printed in one test, and the secrets the
+// test knows: when the test ends, every output is searched for them and for
+// anything shaped like a credential (internal/hygiene).
+type outputs struct {
+	secrets *hygiene.Secrets
+	mu      sync.Mutex
+	outs    []output
+}
+
+// output is one output, read when the test ends (a started process's
+// stdout may still be growing until then).
+type output struct {
+	where string
+	text  fmt.Stringer
+}
+
+// text is a finished output.
+type text string
+
+func (s text) String() string { return string(s) }
+
+var testOutputs sync.Map // testing.TB → *outputs
+
+// outputsOf returns t's outputs; the first call registers the search.
+func outputsOf(t testing.TB) *outputs {
+	o, loaded := testOutputs.LoadOrStore(t, &outputs{secrets: hygiene.New()})
+	if !loaded {
+		t.Cleanup(func() {
+			testOutputs.Delete(t)
+			o.(*outputs).check(t)
+		})
+	}
+	return o.(*outputs)
+}
+
+// credentialVars hand the binary a credential.
+var credentialVars = []string{"ROTATOR_UNLEASH_TOKEN", "ROTATOR_UNLEASH_EDGE_CLIENT_SECRET", "ROTATOR_VAULT_TOKEN", "ROTATOR_VAULT_SECRET_ID"}
+
+// run keeps what a run of the binary printed, and learns the credentials
+// in its environment.
+func (o *outputs) run(environ, args []string, stdout, stderr fmt.Stringer) {
+	for _, kv := range environ {
+		k, v, _ := strings.Cut(kv, "=")
+		switch {
+		case slices.Contains(credentialVars, k):
+			o.secrets.AddString("credential "+k, v)
+		case k == "ROTATOR_NOTIFY_WEBHOOK_URL":
+			o.secrets.AddURL("webhook URL", v)
+		}
+	}
+	o.keep("stdout of rotator "+strings.Join(args, " "), stdout)
+	o.keep("stderr of rotator "+strings.Join(args, " "), stderr)
+}
+
+// keep keeps an output, named for findings ("metrics textfile").
+func (o *outputs) keep(where string, text fmt.Stringer) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.outs = append(o.outs, output{where, text})
+}
+
+// check fails the test for every secret in the outputs.
+func (o *outputs) check(t testing.TB) {
+	t.Helper()
+	if srv := unleashServer; srv != nil {
+		o.secrets.Add("unleash admin token", srv.AdminToken)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // t.Context() is done
+		defer cancel()
+		c, err := unleash.NewClient(srv.URL, srv.AdminToken)
+		if err == nil {
+			var all []unleash.APIToken
+			if all, err = c.ListAPITokens(ctx); err == nil {
+				for _, tok := range all {
+					o.secrets.Add("a token Unleash has", tok.Secret)
+				}
+			}
+		}
+		if err != nil && !t.Failed() {
+			t.Errorf("hygiene: list Unleash's tokens: %v", err)
+		}
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, out := range o.outs {
+		o.secrets.AssertClean(t, out.where, out.text.String())
+	}
+	t.Logf("hygiene: %d secrets searched for in %d outputs", o.secrets.Len(), len(o.outs))
 }
 
 // world is what one test needs: a real Unleash, a config file with a file
@@ -169,6 +270,7 @@ func (w *world) token(t *testing.T, project, name string, typ unleash.TokenType,
 	}
 	tok, err := w.admin.CreateProjectAPIToken(t.Context(), project, req)
 	require.NoError(t, err)
+	outputsOf(t).secrets.Add("a token the test made", tok.Secret)
 	return tok
 }
 
@@ -184,4 +286,39 @@ func (w *world) published(t *testing.T, project, name string) secret.Secret {
 	}
 	t.Fatalf("no token line in %s", name)
 	return secret.Secret{}
+}
+
+// errorsTB records the errors of a check that is meant to fail.
+type errorsTB struct {
+	testing.TB
+	errs []string
+}
+
+func (e *errorsTB) Helper()                   {}
+func (e *errorsTB) Failed() bool              { return len(e.errs) > 0 }
+func (e *errorsTB) Errorf(f string, a ...any) { e.errs = append(e.errs, fmt.Sprintf(f, a...)) }
+
+// The search can fail: a credential given to a run, or one it was never
+// given but shaped like one, in what the binary printed is a finding that
+// names where, never the value.
+func TestOutputsAreSearchedForSecrets(t *testing.T) {
+	t.Parallel()
+	const given = "*:*.a-credential-the-test-gave-0123"
+	const shaped = "default:production.0123456789abcdef0123456789abcdef"
+	o := &outputs{secrets: hygiene.New()}
+	o.run([]string{"ROTATOR_UNLEASH_TOKEN=" + given}, []string{"once"}, text(`{"msg":"pass finished","fingerprint":"sha256:0a1b2c3d4e5f"}`), text("token=REDACTED"))
+	clean := &errorsTB{TB: t}
+	o.check(clean)
+	assert.Empty(t, clean.errs)
+
+	o.run(nil, []string{"check"}, text("Authorization: Bearer "+given), text("got "+shaped))
+	leaky := &errorsTB{TB: t}
+	o.check(leaky)
+	require.Len(t, leaky.errs, 2, leaky.errs)
+	assert.Contains(t, leaky.errs[0], "stdout of rotator check: credential ROTATOR_UNLEASH_TOKEN")
+	assert.Contains(t, leaky.errs[1], "stderr of rotator check: credential-shaped")
+	for _, e := range leaky.errs {
+		assert.NotContains(t, e, "the-test-gave", "a finding never shows the secret")
+		assert.NotContains(t, e, "456789abcdef", "a finding never shows the secret")
+	}
 }

@@ -24,7 +24,9 @@ import (
 // pass of the release binary that follows: no destination is empty, each
 // holds a token that authenticates and that nothing retired; once a pass
 // has run, no marked token exists that no destination holds; and each pass
-// reports what it did (exit code and summary).
+// reports what it did (exit code and summary). And after every case, no
+// secret shows in what any run printed or in a file the rotator wrote
+// outside its sinks (binRig.checkHygiene).
 //
 // The fast part (`make test`) kills once per checkpoint in normal mode; the
 // rest runs with `make test-long`.
@@ -207,9 +209,11 @@ func publishedThenDue(t *testing.T, r *binRig, name string, n int, secure bool) 
 			names = append(names, fmt.Sprintf("%s-%d", name, i))
 		}
 	}
+	r.names = append(r.names, names...)
 	var created []unleash.APIToken
 	for _, tn := range names {
 		created = append(created, backendToken(t, r.admin, tn, time.Now().Add(10*day)))
+		r.secrets.Add("a token the test made", created[len(created)-1].Secret)
 	}
 	res, sum := r.once(t)
 	require.Equal(t, 0, res.code, res)
