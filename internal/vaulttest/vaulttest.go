@@ -20,6 +20,7 @@ package vaulttest
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -55,8 +56,8 @@ const (
 type Server struct {
 	// Addr is the server's address, e.g. http://127.0.0.1:41234.
 	Addr string
-	// RootToken is the dev server's root token. It is a fixed, well-known
-	// value, not a real secret.
+	// RootToken is the dev server's root token: random for each server,
+	// and long enough for the secret search (internal/hygiene) to look for.
 	RootToken string
 
 	cmd      *exec.Cmd
@@ -114,7 +115,7 @@ func Start(ctx context.Context) (*Server, error) {
 		return nil, fmt.Errorf("vaulttest: vaultdev binary not found at %s: run `make test-deps` (scripts/vaultdev-build.sh)", bin)
 	}
 
-	cmd := exec.Command(bin, "-listen", "127.0.0.1:0")
+	cmd := exec.Command(bin, "-listen", "127.0.0.1:0", "-root-token", "root-"+rand.Text())
 	// vaultdev's own API client would read the test's VAULT_* variables.
 	cmd.Env = testenv.WithoutPrefix(os.Environ(), "VAULT_")
 	cmd.SysProcAttr = sysProcAttr()
