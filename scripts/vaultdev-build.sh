@@ -27,7 +27,7 @@ and prints that path on stdout. CACHE_ROOT is \$UNLEASH_ROTATOR_CACHE, else
 The build is skipped when the binary exists and its stamp matches a hash of
 tools/vaultdev/{go.mod,go.sum,main.go} and the Go version, so edits rebuild and
 later runs on the same machine reuse the binary. Concurrent callers wait for
-each other. The first build downloads ~470 MB of modules and takes ~5 min on
+each other. The first build downloads ~470 MB of modules and takes ~7 min on
 2 cores (about 2 GB of RAM to link); a no-op run takes about a second.
 
 Options:
@@ -84,7 +84,7 @@ main() {
 		return 0
 	fi
 
-	log "building vaultdev (first build takes ~5 min)…"
+	log "building vaultdev (first build takes ~7 min on 2 cores)…"
 	local tmp=$bin.tmp.$$ start=$SECONDS
 	TMP_FILES+=("$tmp" "$stamp.tmp.$$")
 	go build -C "$SRC" -trimpath -buildvcs=false -ldflags='-s -w' -o "$tmp" . ||
