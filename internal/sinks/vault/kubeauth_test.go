@@ -93,7 +93,13 @@ path "secret/metadata/unleash/*" { capabilities = ["create", "read", "update"] }
 	require.ErrorContains(t, err, "kubernetes login at auth/kubernetes/login refused")
 	assert.ErrorContains(t, err, "permission denied", "the TokenReview failed")
 	require.NoError(t, cp.AdminClient(t).CoreV1().ServiceAccounts(ns).Delete(ctx, "rotator", metav1.DeleteOptions{}))
-	_, err = vault.New(ctx, config("deleted", good), nil)
-	require.ErrorContains(t, err, "kubernetes login at auth/kubernetes/login refused")
-	assert.ErrorContains(t, err, "permission denied", "the TokenReview failed")
+	// The API server checks the service account through its informer
+	// cache, so the deletion takes effect a moment later (once over 1 s,
+	// on a loaded machine).
+	assert.EventuallyWithT(t, func(c *assert.CollectT) {
+		_, err := vault.New(ctx, config("deleted", good), nil)
+		if assert.ErrorContains(c, err, "kubernetes login at auth/kubernetes/login refused") {
+			assert.ErrorContains(c, err, "permission denied", "the TokenReview failed")
+		}
+	}, 15*time.Second, 250*time.Millisecond)
 }
