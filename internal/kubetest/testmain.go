@@ -46,22 +46,15 @@ func Main(m *testing.M) int {
 	mainCP, mainErr = Start(ctx)
 	cancel()
 	if mainErr != nil {
-		if testenv.InCI() {
-			fmt.Fprintf(os.Stderr, "kubetest: a real Kubernetes API server is required in CI (CI=%s): %v\n", os.Getenv("CI"), mainErr)
+		if testenv.StartFailed("kubetest", "a real Kubernetes API server", mainErr) {
 			return 1
 		}
-		fmt.Fprintf(os.Stderr, "kubetest: tests that need a real Kubernetes API server will skip: %v\n", mainErr)
 	} else if testing.Verbose() {
 		fmt.Fprintf(os.Stderr, "kubetest: control plane ready at %s in %s\n", mainCP.URL, time.Since(start).Round(10*time.Millisecond))
 	}
 	code := m.Run()
 	if mainCP != nil {
-		if err := mainCP.Stop(); err != nil {
-			fmt.Fprintf(os.Stderr, "kubetest: %v\n", err)
-			if code == 0 {
-				code = 1
-			}
-		}
+		code = testenv.AfterRun(code, "kubetest", mainCP.Stop())
 	}
 	return code
 }

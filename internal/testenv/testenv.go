@@ -11,6 +11,7 @@ package testenv
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -83,6 +84,31 @@ func ModuleRoot() (string, error) {
 		}
 		dir = parent
 	}
+}
+
+// StartFailed is for a TestMain whose shared server did not start: in CI it
+// says the server is required and returns true, for TestMain to exit 1
+// without running a test; elsewhere it says that the tests that need the
+// server will skip, and returns false. pkg prefixes the message; server
+// names what did not start ("a real Unleash server").
+func StartFailed(pkg, server string, err error) bool {
+	if InCI() {
+		fmt.Fprintf(os.Stderr, "%s: %s is required in CI (CI=%s): %v\n", pkg, server, os.Getenv("CI"), err)
+		return true
+	}
+	fmt.Fprintf(os.Stderr, "%s: tests that need %s will skip: %v\n", pkg, server, err)
+	return false
+}
+
+// AfterRun folds the error of stopping a TestMain's shared server into the
+// exit code of m.Run: a server that did not stop cleanly fails a run that
+// passed.
+func AfterRun(code int, pkg string, stopErr error) int {
+	if stopErr == nil {
+		return code
+	}
+	fmt.Fprintf(os.Stderr, "%s: %v\n", pkg, stopErr)
+	return max(code, 1)
 }
 
 // Fuzzing reports whether the test binary runs to fuzz (go test -fuzz), as

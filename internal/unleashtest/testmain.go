@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"flag"
-	"fmt"
-	"os"
 	"testing"
 
 	"github.com/unleash-rotator/unleash-rotator/internal/testenv"
@@ -54,24 +52,15 @@ func Main(m *testing.M, opts Options, use func(*Server)) int {
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	mainServer, mainErr = Start(ctx, opts)
 	cancel()
-	if mainErr != nil {
-		if testenv.InCI() {
-			fmt.Fprintf(os.Stderr, "unleashtest: a real Unleash server is required in CI (CI=%s): %v\n", os.Getenv("CI"), mainErr)
-			return 1
-		}
-		fmt.Fprintf(os.Stderr, "unleashtest: tests that need a real Unleash server will skip: %v\n", mainErr)
+	if mainErr != nil && testenv.StartFailed("unleashtest", "a real Unleash server", mainErr) {
+		return 1
 	}
 	if use != nil {
 		use(mainServer)
 	}
 	code := m.Run()
 	if mainServer != nil {
-		if err := mainServer.Stop(); err != nil {
-			fmt.Fprintf(os.Stderr, "unleashtest: %v\n", err)
-			if code == 0 {
-				code = 1
-			}
-		}
+		code = testenv.AfterRun(code, "unleashtest", mainServer.Stop())
 	}
 	return code
 }
