@@ -27,7 +27,6 @@ import (
 	"strings"
 	"time"
 
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -138,15 +137,6 @@ func (c ClientConfig) Connect() (*Connection, error) {
 		cfg.QPS, cfg.Burst = qps, burst
 	}
 	return conn, nil
-}
-
-// Clientset returns a typed client for the connection.
-func (c *Connection) Clientset() (*kubernetes.Clientset, error) {
-	cs, err := kubernetes.NewForConfig(c.Config)
-	if err != nil {
-		return nil, fmt.Errorf("kubernetes client (%s): %w", c.Source, err)
-	}
-	return cs, nil
 }
 
 // inCluster reports whether the process runs in a pod, by the variables the

@@ -14,7 +14,12 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	authenticationv1 "k8s.io/api/authentication/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/unleash-rotator/unleash-rotator/internal/field"
 	"github.com/unleash-rotator/unleash-rotator/internal/kube"
@@ -40,7 +45,7 @@ func podHelper() int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	cs, err := conn.Clientset()
+	cs, err := kubernetes.NewForConfig(conn.Config)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -186,9 +191,53 @@ func TestConnectKubeconfigAgainstTheServer(t *testing.T) {
 	conn, err := kube.ClientConfig{Kubeconfig: cp.WriteKubeconfig(t, sa.Config(), ns)}.Connect()
 	require.NoError(t, err)
 	assert.Equal(t, ns, conn.Namespace)
-	cs, err := conn.Clientset()
+	cs, err := kubernetes.NewForConfig(conn.Config)
 	require.NoError(t, err)
 	review, err := cs.AuthenticationV1().SelfSubjectReviews().Create(t.Context(), &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
 	require.NoError(t, err)
 	assert.Equal(t, sa.Username(), review.Status.UserInfo.Username)
+}
+
+// Client reads and writes against the real server, with client-go's
+// errors, in a namespace and cluster-wide.
+func TestClientAgainstTheServer(t *testing.T) {
+	t.Parallel()
+	cp := kubetest.Require(t)
+	ns := cp.Namespace(t)
+	conn, err := kube.ClientConfig{Kubeconfig: cp.WriteKubeconfig(t, cp.AdminConfig(), ns)}.Connect()
+	require.NoError(t, err)
+	c, err := conn.Client()
+	require.NoError(t, err)
+	secrets := c.Secrets(ns)
+
+	_, err = secrets.Get(t.Context(), "s")
+	assert.True(t, apierrors.IsNotFound(err), "%v", err)
+	created, err := secrets.Create(t.Context(), &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "s"}, StringData: map[string]string{"k": "v1"},
+	})
+	require.NoError(t, err)
+	assert.Equal(t, ns, created.Namespace)
+	assert.Equal(t, []byte("v1"), created.Data["k"])
+
+	got, err := secrets.Get(t.Context(), "s")
+	require.NoError(t, err)
+	got.Data["k"] = []byte("v2")
+	updated, err := secrets.Update(t.Context(), got)
+	require.NoError(t, err)
+	assert.NotEqual(t, got.ResourceVersion, updated.ResourceVersion)
+	_, err = secrets.Update(t.Context(), got) // got's resourceVersion is stale now
+	assert.True(t, apierrors.IsConflict(err), "%v", err)
+
+	patched, err := secrets.Patch(t.Context(), "s", types.MergePatchType, []byte(`{"metadata":{"labels":{"a":"b"}}}`))
+	require.NoError(t, err)
+	assert.Equal(t, "b", patched.Labels["a"])
+	assert.Equal(t, []byte("v2"), patched.Data["k"])
+
+	review, err := c.SelfSubjectAccessReviews().Create(t.Context(), &authorizationv1.SelfSubjectAccessReview{
+		Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &authorizationv1.ResourceAttributes{
+			Namespace: ns, Verb: "get", Resource: "secrets", Name: "s",
+		}},
+	})
+	require.NoError(t, err)
+	assert.True(t, review.Status.Allowed)
 }

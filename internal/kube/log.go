@@ -8,21 +8,14 @@ import (
 	"k8s.io/klog/v2"
 )
 
-// Logger returns a logr logger (what client-go's contextual logging takes:
-// klog.NewContext) that writes to logger, with client-go's records demoted:
-// its info messages ("Attempting to acquire leader lease...") become Debug,
-// its errors Warn. The rotator's adapters log what matters themselves, in
-// their own words.
-func Logger(logger *slog.Logger) logr.Logger {
-	return logr.FromSlogHandler(demoted{logger.Handler()})
-}
-
-// RouteKlog sends the messages client-go logs through klog's global logger
-// (warnings from the API server, retries) to logger, demoted as [Logger]
-// does, instead of klog's own format on stderr. It changes process-wide
-// state: the command calls it once at start-up.
+// RouteKlog sends what client-go logs through klog's global logger
+// (warnings from the API server, retries) to logger instead of klog's own
+// format on stderr, demoted: client-go's info messages become Debug, its
+// errors Warn, since the rotator's adapters log what matters themselves, in
+// their own words. It changes process-wide state: the command calls it once
+// at start-up.
 func RouteKlog(logger *slog.Logger) {
-	klog.SetLogger(Logger(logger))
+	klog.SetLogger(logr.FromSlogHandler(demoted{logger.Handler()}))
 }
 
 // demoted lowers the level of each record: below Error to Debug, Error to

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/validation"
-	"k8s.io/client-go/tools/leaderelection"
 
 	"github.com/unleash-rotator/unleash-rotator/internal/field"
 	"github.com/unleash-rotator/unleash-rotator/internal/kube"
@@ -19,6 +18,10 @@ const (
 	DefaultRenewDeadline = 10 * time.Second
 	DefaultRetryPeriod   = 2 * time.Second
 )
+
+// MaxLeaseDuration bounds lease_duration: a crashed holder blocks every
+// pass for that long.
+const MaxLeaseDuration = time.Hour
 
 // LeaderSuffix is appended to [Config.Name] for the daemon's leader
 // election Lease, which is separate from the Lease each pass holds.
@@ -95,14 +98,16 @@ func (c Config) Validate() error {
 	}
 	if c.LeaseDuration < time.Second || c.LeaseDuration%time.Second != 0 {
 		errs = append(errs, field.Errorf("lease_duration", "%s: use a whole number of seconds, at least 1s (the Lease stores seconds)", c.LeaseDuration))
+	} else if c.LeaseDuration > MaxLeaseDuration {
+		errs = append(errs, field.Errorf("lease_duration", "%s is longer than %s: after a crash, every pass would wait that long", c.LeaseDuration, MaxLeaseDuration))
 	}
 	if c.RenewDeadline >= c.LeaseDuration {
 		errs = append(errs, field.Errorf("renew_deadline", "%s must be shorter than lease_duration (%s): the holder must give up before others may take over",
 			c.RenewDeadline, c.LeaseDuration))
 	}
-	if limit := time.Duration(float64(c.RetryPeriod) * leaderelection.JitterFactor); c.RenewDeadline <= limit {
+	if limit := time.Duration(float64(c.RetryPeriod) * jitterFactor); c.RenewDeadline <= limit {
 		errs = append(errs, field.Errorf("retry_period", "%s is too long for renew_deadline %s: renew_deadline must exceed %.1f × retry_period (%s), to leave time for a retry",
-			c.RetryPeriod, c.RenewDeadline, leaderelection.JitterFactor, limit))
+			c.RetryPeriod, c.RenewDeadline, jitterFactor, limit))
 	}
 	errs = append(errs, c.ClientConfig.Validate())
 	return field.Join(errs...)

@@ -35,6 +35,7 @@ func TestConfigValidate(t *testing.T) {
 		{"bad name", func(c *Config) { c.Name = "Rotator_Lease" }, []string{"name"}},
 		{"negative", func(c *Config) { c.RetryPeriod = -time.Second }, []string{"retry_period"}},
 		{"fractional lease", func(c *Config) { c.LeaseDuration = 15500 * time.Millisecond }, []string{"lease_duration"}},
+		{"lease over an hour", func(c *Config) { c.LeaseDuration = 2 * time.Hour; c.RenewDeadline = time.Hour }, []string{"lease_duration"}},
 		{"renew not below lease", func(c *Config) { c.RenewDeadline = 15 * time.Second }, []string{"renew_deadline"}},
 		{"retry too long for renew", func(c *Config) { c.RetryPeriod = 9 * time.Second }, []string{"retry_period"}},
 		{"renew and retry both wrong", func(c *Config) { c.RenewDeadline, c.RetryPeriod = 20*time.Second, 20*time.Second }, []string{"renew_deadline", "retry_period"}},

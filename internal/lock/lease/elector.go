@@ -4,9 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sync"
-
-	"k8s.io/client-go/tools/leaderelection"
 )
 
 // Elector elects one leader among a daemon's replicas, on the Lease
@@ -16,10 +13,7 @@ import (
 type Elector struct {
 	l    *leases
 	name string
-	id   string
-
-	mu sync.Mutex
-	le *leaderelection.LeaderElector // of the current campaign; nil before Run
+	h    *holder
 }
 
 // NewElector applies the defaults to cfg, checks it, and connects as
@@ -33,12 +27,24 @@ func NewElector(cfg Config, logger *slog.Logger) (*Elector, error) {
 }
 
 func newElector(l *leases) *Elector {
-	return &Elector{l: l, name: l.cfg.Name + LeaderSuffix, id: l.identity()}
+	e := &Elector{l: l, name: l.cfg.Name + LeaderSuffix}
+	e.h = l.holder(e.name, l.identity())
+	log := e.log()
+	e.h.onNewLeader = func(id string) {
+		if id != "" && id != e.h.id {
+			log.Info("another replica leads", "leader", id)
+		}
+	}
+	return e
+}
+
+func (e *Elector) log() *slog.Logger {
+	return e.l.logger.With("lease", e.Lease(), "identity", e.h.id)
 }
 
 // Identity is this replica's holder identity: its host name (the pod's
 // name) and a random suffix.
-func (e *Elector) Identity() string { return e.id }
+func (e *Elector) Identity() string { return e.h.id }
 
 // Lease returns the leader election Lease, as namespace/name.
 func (e *Elector) Lease() string { return e.l.ns + "/" + e.name }
@@ -46,23 +52,10 @@ func (e *Elector) Lease() string { return e.l.ns + "/" + e.name }
 // Leader returns the identity of the leader as this replica last saw it,
 // or "" if none is known (before the first read, or after a leader
 // released the Lease).
-func (e *Elector) Leader() string {
-	e.mu.Lock()
-	le := e.le
-	e.mu.Unlock()
-	if le == nil {
-		return ""
-	}
-	return le.GetLeader()
-}
+func (e *Elector) Leader() string { return e.h.state().leader }
 
 // IsLeader reports whether this replica leads now.
-func (e *Elector) IsLeader() bool {
-	e.mu.Lock()
-	le := e.le
-	e.mu.Unlock()
-	return le != nil && le.IsLeader()
-}
+func (e *Elector) IsLeader() bool { return e.h.state().leading }
 
 // Run campaigns until ctx is done. Whenever this replica becomes the
 // leader it calls lead with a context that is cancelled when leadership is
@@ -78,71 +71,49 @@ func (e *Elector) Run(ctx context.Context, lead func(ctx context.Context)) error
 	if _, err := e.l.preflight(ctx, e.name); err != nil {
 		return fmt.Errorf("leader election: %w", err)
 	}
-	for ctx.Err() == nil {
-		if err := e.campaign(ctx, lead); err != nil {
-			return fmt.Errorf("leader election: %w", err)
+	log := e.log()
+	for {
+		if err := e.h.acquire(ctx); err != nil {
+			if fatal := e.h.state().fatal; fatal != nil {
+				return fmt.Errorf("leader election: %w", e.l.explain(e.name, fatal))
+			}
+			return nil // ctx is done
+		}
+		if lost := e.lead(ctx, lead, log); lost && ctx.Err() == nil {
+			log.Warn("lost leadership; campaigning again")
+		}
+		if ctx.Err() != nil {
+			return nil
 		}
 	}
-	return nil
 }
 
-// campaign runs one election: wait to become the leader, lead until the
-// Lease is lost or ctx is done, release it.
-func (e *Elector) campaign(ctx context.Context, lead func(ctx context.Context)) error {
-	log := e.l.logger.With("lease", e.Lease(), "identity", e.id)
-	leadDone := make(chan struct{})
-	le, lock, err := e.l.elector(e.name, e.id, leaderelection.LeaderCallbacks{
-		OnStartedLeading: func(lctx context.Context) {
-			defer close(leadDone)
-			lctx, cancel := context.WithCancel(lctx)
-			defer cancel()
-			stopAfter := context.AfterFunc(ctx, cancel)
-			defer stopAfter()
-			log.Info("leading: this replica runs the passes")
-			lead(lctx)
-		},
-		OnStoppedLeading: func() {},
-		OnNewLeader: func(id string) {
-			if id != "" && id != e.id {
-				log.Info("another replica leads", "leader", id)
-			}
-		},
-	})
-	if err != nil {
-		return err
-	}
-	e.mu.Lock()
-	e.le = le
-	e.mu.Unlock()
-
-	// The election's own context ends when ctx is done and lead (if it
-	// runs) has returned, so the Lease is released after the work.
-	runCtx, stop := context.WithCancel(e.l.loggingContext(context.WithoutCancel(ctx)))
-	defer stop()
-	lock.onFatal = stop
-	runDone := make(chan struct{})
+// lead calls lead while this replica holds the Lease, renewing it, then
+// releases it, and reports whether leadership was lost rather than given
+// up.
+func (e *Elector) lead(ctx context.Context, lead func(ctx context.Context), log *slog.Logger) (lost bool) {
+	log.Info("leading: this replica runs the passes")
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	keepCtx, stopKeeping := context.WithCancel(context.WithoutCancel(ctx))
+	kept := make(chan error, 1)
 	go func() {
-		select {
-		case <-ctx.Done():
-		case <-runDone:
-			return
+		err := e.h.keep(keepCtx)
+		if err != nil {
+			cancel()
 		}
-		if lock.state().took {
-			<-leadDone
-		}
-		stop()
+		kept <- err
 	}()
-	le.Run(runCtx)
-	close(runDone)
-	if lock.state().took {
-		<-leadDone
+	lead(lctx)
+	cancel()
+	stopKeeping()
+	if err := <-kept; err != nil {
+		return true
 	}
-	st := lock.state()
-	if st.fatal != nil {
-		return e.l.explain(e.name, st.fatal)
+	rctx, cancelRelease := context.WithTimeout(context.WithoutCancel(ctx), e.l.cfg.RenewDeadline)
+	defer cancelRelease()
+	if err := e.h.release(rctx); err != nil {
+		log.Warn("could not release leadership: another replica leads only once the lease expires", "lease_duration", e.l.cfg.LeaseDuration, "err", err)
 	}
-	if st.took && ctx.Err() == nil {
-		log.Warn("lost leadership; campaigning again")
-	}
-	return nil
+	return false
 }

@@ -1,10 +1,12 @@
 // Package lease coordinates rotators through coordination.k8s.io/v1 Leases,
 // so that passes in different pods never overlap and only one replica of a
-// daemon schedules passes. It builds on client-go's leaderelection, which
-// gets the expiry, renewal and clock-skew rules right: a holder renews every
-// retry_period; others treat the Lease as held until lease_duration has
-// passed on their own clock without a renewal; a holder that cannot renew
-// within renew_deadline gives the Lease up.
+// daemon schedules passes. It follows the rules of client-go's leader
+// election (see holder), which get expiry, renewal and clock skew right: a
+// holder renews every retry_period; others treat the Lease as held until
+// lease_duration has passed on their own clock without a renewal; a holder
+// that cannot renew within renew_deadline gives the Lease up. It does not
+// use client-go's leaderelection package, which links client-go's whole
+// clientset into the binary (see [kube.Client]).
 //
 // Two uses, on two Leases (both in [Config.Namespace]):
 //
@@ -47,14 +49,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"sync"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
-	"k8s.io/client-go/tools/leaderelection"
-	"k8s.io/client-go/tools/leaderelection/resourcelock"
-	"k8s.io/klog/v2"
 
 	"github.com/unleash-rotator/unleash-rotator/internal/kube"
 )
@@ -70,7 +66,7 @@ var errUnlocked = errors.New("lease released")
 // leases is what this package does with a connection: Leases in one
 // namespace, with the configured timing.
 type leases struct {
-	client coordinationv1client.LeasesGetter
+	client *kube.Client
 	ns     string
 	cfg    Config
 	host   string
@@ -87,16 +83,16 @@ func connect(cfg Config, logger *slog.Logger) (*leases, error) {
 	if err != nil {
 		return nil, err
 	}
-	cs, err := conn.Clientset()
+	client, err := conn.Client()
 	if err != nil {
 		return nil, err
 	}
-	return newLeases(cfg, cs.CoordinationV1(), conn.Namespace, logger), nil
+	return newLeases(cfg, client, conn.Namespace, logger), nil
 }
 
 // newLeases builds on a client; ns is the connection's default namespace
 // and cfg has its defaults and is valid.
-func newLeases(cfg Config, client coordinationv1client.LeasesGetter, ns string, logger *slog.Logger) *leases {
+func newLeases(cfg Config, client *kube.Client, ns string, logger *slog.Logger) *leases {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -118,39 +114,11 @@ func (l *leases) identity() string {
 	return l.host + "_" + hex.EncodeToString(b)
 }
 
-// elector builds a leader elector for Lease name, holding it as identity,
-// that releases the Lease when its context is cancelled.
-func (l *leases) elector(name, identity string, cb leaderelection.LeaderCallbacks) (*leaderelection.LeaderElector, *recordingLock, error) {
-	lock := &recordingLock{LeaseLock: resourcelock.LeaseLock{
-		LeaseMeta:  metav1.ObjectMeta{Namespace: l.ns, Name: name},
-		Client:     l.client,
-		LockConfig: resourcelock.ResourceLockConfig{Identity: identity},
-	}}
-	le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
-		Lock:            lock,
-		LeaseDuration:   l.cfg.LeaseDuration,
-		RenewDeadline:   l.cfg.RenewDeadline,
-		RetryPeriod:     l.cfg.RetryPeriod,
-		ReleaseOnCancel: true,
-		Name:            name,
-		Callbacks:       cb,
-	})
-	if err != nil {
-		return nil, nil, fmt.Errorf("lease %s/%s: %w", l.ns, name, err)
-	}
-	return le, lock, nil
-}
-
-// loggingContext carries the logger client-go's leaderelection logs to.
-func (l *leases) loggingContext(ctx context.Context) context.Context {
-	return klog.NewContext(ctx, kube.Logger(l.logger))
-}
-
 // preflight reads Lease name once before an election, so that missing
 // permissions or bad credentials fail at once with an error that says what
 // to do, and returns its current holder ("" if none or no Lease yet).
 func (l *leases) preflight(ctx context.Context, name string) (string, error) {
-	lease, err := l.client.Leases(l.ns).Get(ctx, name, metav1.GetOptions{})
+	lease, err := l.client.Leases(l.ns).Get(ctx, name)
 	switch {
 	case apierrors.IsNotFound(err):
 		return "", nil
@@ -175,76 +143,4 @@ func (l *leases) explain(name string, err error) error {
 			"the service-account token or the kubeconfig's credentials are invalid or expired", l.ns, name)
 	}
 	return fmt.Errorf("lease %s/%s: %w", l.ns, name, err)
-}
-
-// recordingLock is a LeaseLock that remembers what leaderelection does not
-// report: the last error of a request, whether this holder ever took the
-// Lease and whether it released it, and a fatal error (403, 401), on which
-// it calls onFatal so the election stops instead of retrying in vain.
-type recordingLock struct {
-	resourcelock.LeaseLock
-
-	mu       sync.Mutex
-	last     error
-	fatal    error
-	took     bool
-	released bool
-	onFatal  func()
-}
-
-func (r *recordingLock) Get(ctx context.Context) (*resourcelock.LeaderElectionRecord, []byte, error) {
-	rec, raw, err := r.LeaseLock.Get(ctx)
-	if !apierrors.IsNotFound(err) {
-		r.record(err, false)
-	}
-	return rec, raw, err
-}
-
-func (r *recordingLock) Create(ctx context.Context, ler resourcelock.LeaderElectionRecord) error {
-	err := r.LeaseLock.Create(ctx, ler)
-	r.record(err, err == nil && ler.HolderIdentity == r.Identity())
-	return err
-}
-
-func (r *recordingLock) Update(ctx context.Context, ler resourcelock.LeaderElectionRecord) error {
-	err := r.LeaseLock.Update(ctx, ler)
-	r.record(err, err == nil && ler.HolderIdentity == r.Identity())
-	if err == nil && ler.HolderIdentity == "" { // leaderelection's release
-		r.mu.Lock()
-		r.released = true
-		r.mu.Unlock()
-	}
-	return err
-}
-
-func (r *recordingLock) record(err error, took bool) {
-	r.mu.Lock()
-	if err != nil {
-		r.last = err
-	}
-	if took {
-		r.took = true
-	}
-	fatal := (apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err)) && r.fatal == nil
-	if fatal {
-		r.fatal = err
-	}
-	onFatal := r.onFatal
-	r.mu.Unlock()
-	if fatal && onFatal != nil {
-		onFatal()
-	}
-}
-
-// lockState is what a recordingLock saw.
-type lockState struct {
-	last, fatal error // the last error of a request, the fatal one
-	took        bool  // whether this holder ever took the Lease
-	released    bool  // whether it wrote the Lease free again
-}
-
-func (r *recordingLock) state() lockState {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return lockState{last: r.last, fatal: r.fatal, took: r.took, released: r.released}
 }

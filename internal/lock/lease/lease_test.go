@@ -51,9 +51,9 @@ func newTestLeases(t *testing.T, cfg *rest.Config, c Config) *leases {
 	t.Helper()
 	c.SetDefaults()
 	require.NoError(t, c.Validate())
-	cs, err := kubernetes.NewForConfig(cfg)
+	client, err := kube.NewClient(cfg)
 	require.NoError(t, err)
-	return newLeases(c, cs.CoordinationV1(), "unused-default", nil)
+	return newLeases(c, client, "unused-default", nil)
 }
 
 func newTestLocker(t *testing.T, cfg *rest.Config, ns string) *Locker {
@@ -62,8 +62,8 @@ func newTestLocker(t *testing.T, cfg *rest.Config, ns string) *Locker {
 	return &Locker{l: l, name: l.cfg.Name}
 }
 
-// holder returns the holder of Lease ns/name.
-func holder(t *testing.T, c kubernetes.Interface, ns, name string) string {
+// leaseHolder returns the holder of Lease ns/name.
+func leaseHolder(t *testing.T, c kubernetes.Interface, ns, name string) string {
 	t.Helper()
 	l, err := c.CoordinationV1().Leases(ns).Get(t.Context(), name, metav1.GetOptions{})
 	require.NoError(t, err)
@@ -100,7 +100,7 @@ func TestSecondLockerWaitsAndProceedsOnUnlock(t *testing.T) {
 
 	heldA, unlockA, err := a.Lock(t.Context(), "https://unleash.example.com")
 	require.NoError(t, err)
-	holderA := holder(t, admin, ns, "unleash-rotator")
+	holderA := leaseHolder(t, admin, ns, "unleash-rotator")
 	host, _ := os.Hostname()
 	assert.True(t, strings.HasPrefix(holderA, host+"_"), "identity %q is the host name and a suffix", holderA)
 
@@ -113,7 +113,7 @@ func TestSecondLockerWaitsAndProceedsOnUnlock(t *testing.T) {
 		t.Fatalf("the second locker took the lease while the first held it (err %v)", r.err)
 	case <-time.After(5 * testRetry * 2):
 	}
-	assert.Equal(t, holderA, holder(t, admin, ns, "unleash-rotator"), "still the first holder")
+	assert.Equal(t, holderA, leaseHolder(t, admin, ns, "unleash-rotator"), "still the first holder")
 	assert.NoError(t, heldA.Err())
 
 	released := time.Now()
@@ -124,7 +124,7 @@ func TestSecondLockerWaitsAndProceedsOnUnlock(t *testing.T) {
 	defer r.unlock()
 	waited := r.took.Sub(released)
 	assert.Less(t, waited, testLease, "the second took the released lease without waiting for it to expire")
-	assert.NotEqual(t, holderA, holder(t, admin, ns, "unleash-rotator"))
+	assert.NotEqual(t, holderA, leaseHolder(t, admin, ns, "unleash-rotator"))
 	assert.NoError(t, r.held.Err())
 }
 
@@ -137,7 +137,7 @@ func TestLockFailsAtItsDeadlineNamingTheHolder(t *testing.T) {
 	_, unlockA, err := a.Lock(t.Context(), "k")
 	require.NoError(t, err)
 	defer unlockA()
-	holderA := holder(t, cp.AdminClient(t), ns, "unleash-rotator")
+	holderA := leaseHolder(t, cp.AdminClient(t), ns, "unleash-rotator")
 
 	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 	defer cancel()
@@ -178,7 +178,7 @@ func TestLosingTheLeaseCancelsHeld(t *testing.T) {
 	}
 	assert.ErrorIs(t, context.Cause(held), ErrLost)
 	unlock()
-	assert.Equal(t, "thief", holder(t, admin, ns, "unleash-rotator"), "unlock does not release someone else's lease")
+	assert.Equal(t, "thief", leaseHolder(t, admin, ns, "unleash-rotator"), "unlock does not release someone else's lease")
 }
 
 func TestLeaseExpiresAfterItsHolderCrashed(t *testing.T) {
@@ -189,7 +189,7 @@ func TestLeaseExpiresAfterItsHolderCrashed(t *testing.T) {
 	crashed := startHelper(t, cp, ns, "lock")
 	require.NoError(t, crashed.Process.Signal(syscall.SIGKILL))
 	_ = crashed.Wait()
-	dead := holder(t, admin, ns, "unleash-rotator")
+	dead := leaseHolder(t, admin, ns, "unleash-rotator")
 	require.NotEmpty(t, dead, "the killed helper never released the lease")
 
 	b := newTestLocker(t, cp.AdminConfig(), ns)
@@ -200,7 +200,7 @@ func TestLeaseExpiresAfterItsHolderCrashed(t *testing.T) {
 	require.NoError(t, err)
 	defer unlock()
 	assert.GreaterOrEqual(t, time.Since(start), testLease, "taken only once lease_duration passed without a renewal")
-	assert.NotEqual(t, dead, holder(t, admin, ns, "unleash-rotator"))
+	assert.NotEqual(t, dead, leaseHolder(t, admin, ns, "unleash-rotator"))
 }
 
 func TestLockWithoutPermissionFailsAtOnce(t *testing.T) {
@@ -328,7 +328,7 @@ func TestElectorsElectOneLeaderAndFailOver(t *testing.T) {
 	require.Eventually(t, func() bool { return follower.Leader() == leader.Identity() }, 10*time.Second, 20*time.Millisecond,
 		"the follower knows who leads")
 	assert.False(t, follower.IsLeader())
-	assert.Equal(t, leader.Identity(), holder(t, cp.AdminClient(t), ns, "unleash-rotator-leader"))
+	assert.Equal(t, leader.Identity(), leaseHolder(t, cp.AdminClient(t), ns, "unleash-rotator-leader"))
 
 	stopped := time.Now()
 	leader.stop()

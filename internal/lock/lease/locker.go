@@ -7,8 +7,6 @@ import (
 	"log/slog"
 	"sync"
 
-	"k8s.io/client-go/tools/leaderelection"
-
 	"github.com/unleash-rotator/unleash-rotator/internal/rotation"
 )
 
@@ -42,8 +40,9 @@ func (k *Locker) Lease() string { return k.l.ns + "/" + k.name }
 // can name it.
 //
 // While held, the Lease is renewed every retry_period. held is cancelled
-// with cause [ErrLost] if a renewal fails for renew_deadline (the pass must
-// stop: another rotator may take over once lease_duration has passed), and
+// with cause [ErrLost] if no renewal succeeds for renew_deadline or another
+// holder took the Lease (the pass must stop: another rotator may take over
+// once lease_duration has passed), and
 // when ctx is done. The Lease stays held until unlock, which releases it
 // and returns once the release is written (bounded by renew_deadline), so
 // that the next waiter can take it at its next attempt. A release that
@@ -52,90 +51,70 @@ func (k *Locker) Lease() string { return k.l.ns + "/" + k.name }
 func (k *Locker) Lock(ctx context.Context, key string) (held context.Context, unlock func(), err error) {
 	l := k.l
 	lease := k.Lease()
-	holder, err := l.preflight(ctx, k.name)
+	current, err := l.preflight(ctx, k.name)
 	if err != nil {
 		return nil, nil, fmt.Errorf("lock: %w", err)
 	}
 	id := l.identity()
 	log := l.logger.With("lease", lease, "identity", id)
-	if holder != "" {
-		log.Info("another rotator may hold the lease; waiting for it", "holder", holder, "key", key)
+	if current != "" {
+		log.Info("another rotator may hold the lease; waiting for it", "holder", current, "key", key)
 	}
 
-	acquired := make(chan struct{})
-	done := make(chan struct{})
-	le, lock, err := l.elector(k.name, id, leaderelection.LeaderCallbacks{
-		OnStartedLeading: func(context.Context) { close(acquired) },
-		OnStoppedLeading: func() {},
-	})
-	if err != nil {
-		return nil, nil, fmt.Errorf("lock: %w", err)
-	}
-	// The election runs on a context of its own: ctx bounds the wait, but
-	// once taken, the Lease is held until unlock (or lost), so it is never
-	// released while the pass is still finishing.
-	runCtx, stop := context.WithCancel(l.loggingContext(context.WithoutCancel(ctx)))
-	lock.onFatal = stop
-	go func() {
-		defer close(done)
-		le.Run(runCtx)
-	}()
-	go func() {
-		select {
-		case <-ctx.Done():
-			stop()
-		case <-acquired:
-		case <-done:
-		}
-	}()
-
-	select {
-	case <-acquired:
-	case <-done:
-		stop()
-		return nil, nil, k.notTaken(ctx, le, lock)
+	h := l.holder(k.name, id)
+	if err := h.acquire(ctx); err != nil {
+		return nil, nil, k.notTaken(ctx, h)
 	}
 
+	// Once taken, the Lease is held until unlock (or lost), whatever
+	// happens to ctx, so it is never released while the pass is still
+	// finishing.
 	held, cancelHeld := context.WithCancelCause(ctx)
-	var unlocked sync.Once
+	keepCtx, stopKeeping := context.WithCancel(context.WithoutCancel(ctx))
+	kept := make(chan error, 1)
 	go func() {
-		<-done
-		cancelHeld(ErrLost) // no effect after unlock, whose cause came first
-		if errors.Is(context.Cause(held), ErrLost) {
-			log.Warn("lost the lease while holding it: stopping the pass")
+		err := h.keep(keepCtx)
+		if err != nil {
+			cancelHeld(err) // no effect after unlock, whose cause came first
+			if errors.Is(context.Cause(held), ErrLost) {
+				log.Warn("lost the lease while holding it: stopping the pass")
+			}
 		}
+		kept <- err
 	}()
 	log.Debug("took the lease", "key", key)
+	var unlocked sync.Once
 	return held, func() {
 		unlocked.Do(func() {
 			cancelHeld(errUnlocked)
-			stop()
-			<-done
-			switch st := lock.state(); {
-			case st.released:
-				log.Debug("released the lease")
-			case errors.Is(context.Cause(held), ErrLost):
-				// Not held any more: nothing to release, and said so.
-			default:
-				log.Warn("could not release the lease: another pass can take it only once it expires", "lease_duration", l.cfg.LeaseDuration, "err", st.last)
+			stopKeeping()
+			if <-kept != nil {
+				return // not held any more: nothing to release, and said so
 			}
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.cfg.RenewDeadline)
+			defer cancel()
+			if err := h.release(rctx); err != nil {
+				log.Warn("could not release the lease: another pass can take it only once it expires", "lease_duration", l.cfg.LeaseDuration, "err", err)
+				return
+			}
+			log.Debug("released the lease")
 		})
 	}, nil
 }
 
 // notTaken explains why Lock gave up.
-func (k *Locker) notTaken(ctx context.Context, le *leaderelection.LeaderElector, lock *recordingLock) error {
-	st := lock.state()
+func (k *Locker) notTaken(ctx context.Context, h *holder) error {
+	st := h.state()
 	if st.fatal != nil {
 		return fmt.Errorf("lock: %w", k.l.explain(k.name, st.fatal))
 	}
 	cause := context.Cause(ctx)
 	if cause == nil {
-		cause = errors.New("the election ended")
+		cause = errors.New("gave up")
 	}
-	if holder := le.GetLeader(); holder != "" && holder != lock.Identity() {
+	if st.leader != "" && st.leader != h.id {
 		return fmt.Errorf("lock: lease %s is held by %s (another rotator's pass; it is released when that pass ends, "+
-			"or expires %s after its holder stops renewing it): %w", k.Lease(), holder, k.l.cfg.LeaseDuration, cause)
+			"or expires %s after its holder stops renewing it): %w", k.Lease(), st.leader, k.l.cfg.LeaseDuration, cause)
 	}
 	if st.last != nil {
 		return fmt.Errorf("lock: could not take lease %s: %w (last error: %w)", k.Lease(), cause, st.last)

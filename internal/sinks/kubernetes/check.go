@@ -7,7 +7,6 @@ import (
 
 	authorizationv1 "k8s.io/api/authorization/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // Check verifies, without changing anything, that the sink may read and
@@ -51,7 +50,7 @@ func (s *Sink) Check(ctx context.Context, dest string) error {
 		}
 	}
 
-	cur, err := s.client.CoreV1().Secrets(r.ns).Get(ctx, r.name, metav1.GetOptions{})
+	cur, err := s.client.Secrets(r.ns).Get(ctx, r.name)
 	switch {
 	case apierrors.IsNotFound(err):
 		// Put will create it.
@@ -83,7 +82,7 @@ func (s *Sink) Check(ctx context.Context, dest string) error {
 // allowed asks the API server whether the rotator may do attrs.
 func (s *Sink) allowed(ctx context.Context, attrs authorizationv1.ResourceAttributes) (bool, error) {
 	review := &authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &attrs}}
-	got, err := s.client.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, review, metav1.CreateOptions{})
+	got, err := s.client.SelfSubjectAccessReviews().Create(ctx, review)
 	switch {
 	case apierrors.IsUnauthorized(err):
 		return false, fmt.Errorf("the API server rejected the rotator's credentials (401 Unauthorized): " +

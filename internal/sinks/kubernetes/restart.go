@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 )
 
@@ -79,11 +78,10 @@ func (s *Sink) patchTemplate(ctx context.Context, t restartTarget, value string)
 	if err != nil {
 		return err
 	}
-	apps := s.client.AppsV1()
 	if t.kind == KindStatefulSet {
-		_, err = apps.StatefulSets(t.ns).Patch(ctx, t.name, types.MergePatchType, patch, metav1.PatchOptions{})
+		_, err = s.client.StatefulSets(t.ns).Patch(ctx, t.name, types.MergePatchType, patch)
 	} else {
-		_, err = apps.Deployments(t.ns).Patch(ctx, t.name, types.MergePatchType, patch, metav1.PatchOptions{})
+		_, err = s.client.Deployments(t.ns).Patch(ctx, t.name, types.MergePatchType, patch)
 	}
 	switch {
 	case err == nil:

@@ -15,8 +15,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 
+	"github.com/unleash-rotator/unleash-rotator/internal/kube"
 	"github.com/unleash-rotator/unleash-rotator/internal/rotation"
 	"github.com/unleash-rotator/unleash-rotator/internal/secret"
 	"github.com/unleash-rotator/unleash-rotator/internal/sinks"
@@ -52,7 +52,7 @@ const maxAttempts = 5
 // Sink publishes secrets into Kubernetes Secrets. It implements
 // [rotation.Sink]; create it with [New]. It is safe for concurrent use.
 type Sink struct {
-	client    kubernetes.Interface
+	client    *kube.Client
 	namespace string // the default namespace, resolved
 	key       string
 	fields    sinks.Fields
@@ -74,7 +74,7 @@ func New(cfg Config, logger *slog.Logger) (*Sink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes sink: %w", err)
 	}
-	cs, err := conn.Clientset()
+	cs, err := conn.Client()
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes sink: %w", err)
 	}
@@ -83,7 +83,7 @@ func New(cfg Config, logger *slog.Logger) (*Sink, error) {
 
 // newSink builds the sink on a client, with ns the connection's default
 // namespace. cfg has its defaults and is valid.
-func newSink(cfg Config, client kubernetes.Interface, ns string, logger *slog.Logger) (*Sink, error) {
+func newSink(cfg Config, client *kube.Client, ns string, logger *slog.Logger) (*Sink, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -128,7 +128,7 @@ func (s *Sink) Get(ctx context.Context, dest string) (rotation.Record, error) {
 	if err != nil {
 		return rotation.Record{}, err
 	}
-	sec, err := s.client.CoreV1().Secrets(r.ns).Get(ctx, r.name, metav1.GetOptions{})
+	sec, err := s.client.Secrets(r.ns).Get(ctx, r.name)
 	switch {
 	case apierrors.IsNotFound(err):
 		return rotation.Record{}, fmt.Errorf("get %s: %w", r, rotation.ErrEmpty)
@@ -218,15 +218,15 @@ func (s *Sink) ownedContent(sec secret.Secret, meta sinks.MetadataJSON, fields m
 // refusal (409) is read again and retried while the owned part stays prev:
 // a writer that only touched keys the sink does not own is not a conflict.
 func (s *Sink) write(ctx context.Context, r ref, o owned, prev string) error {
-	secrets := s.client.CoreV1().Secrets(r.ns)
+	secrets := s.client.Secrets(r.ns)
 	for attempt := 1; ; attempt++ {
-		cur, err := secrets.Get(ctx, r.name, metav1.GetOptions{})
+		cur, err := secrets.Get(ctx, r.name)
 		switch {
 		case apierrors.IsNotFound(err):
 			if prev != "" {
 				return fmt.Errorf("put %s: the Secret was deleted since it was read: %w", r, rotation.ErrConflict)
 			}
-			_, err = secrets.Create(ctx, o.newSecret(r), metav1.CreateOptions{})
+			_, err = secrets.Create(ctx, o.newSecret(r))
 			if err == nil {
 				return nil
 			}
@@ -242,7 +242,7 @@ func (s *Sink) write(ctx context.Context, r ref, o owned, prev string) error {
 			if v := s.version(cur); v != prev {
 				return fmt.Errorf("put %s: the token in it changed since it was read (version %s, expected %s): %w", r, shortVersion(v), shortVersion(prev), rotation.ErrConflict)
 			}
-			_, err = secrets.Update(ctx, o.applyTo(cur), metav1.UpdateOptions{})
+			_, err = secrets.Update(ctx, o.applyTo(cur))
 			if err == nil {
 				return nil
 			}

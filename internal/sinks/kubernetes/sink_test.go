@@ -32,7 +32,7 @@ func newTestSink(t *testing.T, cfg *rest.Config, ns string, c Config) *Sink {
 	t.Helper()
 	c.SetDefaults()
 	require.NoError(t, c.Validate())
-	cs, err := kubernetes.NewForConfig(cfg)
+	cs, err := kube.NewClient(cfg)
 	require.NoError(t, err)
 	s, err := newSink(c, cs, ns, nil)
 	require.NoError(t, err)
