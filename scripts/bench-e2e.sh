@@ -290,8 +290,9 @@ What bounds them, from the same run:
   and PostgreSQL for the same $(nproc) cores, where the raw runs only make requests; and a pass first lists and
   reads everything, as a steady pass does: the median steady pass is $(awk -v a="$(stats "${steady_wall[@]}" | cut -d' ' -f1)" -v b="$(field wall_s "$rot_file1")" 'BEGIN {printf "%.0f", 100 * a / b}') % of the first
   file rotation pass.
-- Peak RSS: the binary's floor (\`rotator version\`) is most of it; every pass adds what it holds for
-  $tokens lineages.
+- Peak RSS: the binary's floor (\`rotator version\`, median $(stats "${floor_rss[@]}" | cut -d' ' -f1) KiB), plus what a pass holds for
+  $tokens lineages and the garbage between two collections (the Go runtime's default pacing; \`GOMEMLIMIT\`
+  bounds it). The Vault passes peak highest: the Vault client decodes every response into generic maps.
 
 Command: \`make bench-e2e\` (or \`scripts/bench-e2e.sh\`; BENCH_TOKENS=$tokens BENCH_ROTATIONS=$rotations BENCH_STEADY_RUNS=$steady_runs BENCH_BASELINE=$baseline_n BENCH_FEATURES=$features).
 Go benchmarks of the parts: \`go test -run '^\$' -bench 'PutDirSize|Get|ListAPITokens' ./internal/sinks/file/ ./internal/unleash/\`.
