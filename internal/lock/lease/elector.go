@@ -95,25 +95,12 @@ func (e *Elector) lead(ctx context.Context, lead func(ctx context.Context), log 
 	log.Info("leading: this replica runs the passes")
 	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	keepCtx, stopKeeping := context.WithCancel(context.WithoutCancel(ctx))
-	kept := make(chan error, 1)
-	go func() {
-		err := e.h.keep(keepCtx)
-		if err != nil {
-			cancel()
-		}
-		kept <- err
-	}()
+	end := e.h.hold(ctx, cancel)
 	lead(lctx)
 	cancel()
-	stopKeeping()
-	if err := <-kept; err != nil {
-		return true
-	}
-	rctx, cancelRelease := context.WithTimeout(context.WithoutCancel(ctx), e.l.cfg.RenewDeadline)
-	defer cancelRelease()
-	if err := e.h.release(rctx); err != nil {
+	lost, err := end()
+	if err != nil {
 		log.Warn("could not release leadership: another replica leads only once the lease expires", "lease_duration", e.l.cfg.LeaseDuration, "err", err)
 	}
-	return false
+	return lost
 }

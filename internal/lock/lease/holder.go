@@ -108,6 +108,32 @@ func (h *holder) keep(ctx context.Context) error {
 	}
 }
 
+// hold keeps the Lease (see keep) in the background until the returned end
+// is called, and calls onLost if the Lease is lost first. end stops the
+// renewals and, unless the Lease was lost, releases it within
+// renew_deadline; it reports whether the Lease was lost, and the release's
+// error. ctx gives values only: cancelling it does not end the hold.
+func (h *holder) hold(ctx context.Context, onLost func()) (end func() (lost bool, err error)) {
+	keepCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	kept := make(chan error, 1)
+	go func() {
+		err := h.keep(keepCtx)
+		if err != nil {
+			onLost()
+		}
+		kept <- err
+	}()
+	return func() (bool, error) {
+		stop()
+		if <-kept != nil {
+			return true, nil
+		}
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.l.cfg.RenewDeadline)
+		defer cancel()
+		return false, h.release(rctx)
+	}
+}
+
 // sleep waits d, and reports false if ctx was done first.
 func sleep(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)

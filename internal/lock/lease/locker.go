@@ -70,34 +70,25 @@ func (k *Locker) Lock(ctx context.Context, key string) (held context.Context, un
 	// happens to ctx, so it is never released while the pass is still
 	// finishing.
 	held, cancelHeld := context.WithCancelCause(ctx)
-	keepCtx, stopKeeping := context.WithCancel(context.WithoutCancel(ctx))
-	kept := make(chan error, 1)
-	go func() {
-		err := h.keep(keepCtx)
-		if err != nil {
-			cancelHeld(err) // no effect after unlock, whose cause came first
-			if errors.Is(context.Cause(held), ErrLost) {
-				log.Warn("lost the lease while holding it: stopping the pass")
-			}
+	end := h.hold(ctx, func() {
+		cancelHeld(ErrLost) // no effect after unlock, whose cause came first
+		if errors.Is(context.Cause(held), ErrLost) {
+			log.Warn("lost the lease while holding it: stopping the pass")
 		}
-		kept <- err
-	}()
+	})
 	log.Debug("took the lease", "key", key)
 	var unlocked sync.Once
 	return held, func() {
 		unlocked.Do(func() {
 			cancelHeld(errUnlocked)
-			stopKeeping()
-			if <-kept != nil {
-				return // not held any more: nothing to release, and said so
-			}
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.cfg.RenewDeadline)
-			defer cancel()
-			if err := h.release(rctx); err != nil {
+			switch lost, err := end(); {
+			case lost:
+				// Not held any more: nothing to release, and said so.
+			case err != nil:
 				log.Warn("could not release the lease: another pass can take it only once it expires", "lease_duration", l.cfg.LeaseDuration, "err", err)
-				return
+			default:
+				log.Debug("released the lease")
 			}
-			log.Debug("released the lease")
 		})
 	}, nil
 }
