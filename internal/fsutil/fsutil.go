@@ -47,6 +47,18 @@ var (
 // directory, so the new content survives a power loss. On failure before
 // the rename it removes the temp file: name is untouched.
 func Replace(root *os.Root, name string, mode fs.FileMode, fill func(f *os.File) error) error {
+	if err := ReplaceUnsynced(root, name, mode, fill); err != nil {
+		return err
+	}
+	// The rename is what makes the new content visible; syncing the
+	// directory makes it survive a power loss.
+	return SyncDir(root, path.Dir(name))
+}
+
+// ReplaceUnsynced is [Replace] without the final sync of the directory:
+// the new content is on disk, but the rename that makes it name's may not
+// survive a power loss until the caller syncs the directory.
+func ReplaceUnsynced(root *os.Root, name string, mode fs.FileMode, fill func(f *os.File) error) error {
 	dir, base := path.Split(name)
 	tmp := dir + TempName(base)
 	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
@@ -68,11 +80,8 @@ func Replace(root *os.Root, name string, mode fs.FileMode, fill func(f *os.File)
 	}
 	if err != nil {
 		_ = root.Remove(tmp)
-		return err
 	}
-	// The rename is what makes the new content visible; syncing the
-	// directory makes it survive a power loss.
-	return SyncDir(root, path.Dir(name))
+	return err
 }
 
 // WriteFile atomically and durably replaces the file at p with data, with

@@ -22,20 +22,39 @@ const (
 	lockSuffix = ".lock"
 )
 
-// replace atomically replaces name with data (see [fsutil.Replace]), with
-// the sink's mode and the replaced file's owner. On failure name is
-// untouched.
+// replace atomically and durably replaces name with data (see
+// [fsutil.Replace]), with the sink's mode and the replaced file's owner. On
+// failure before the rename name is untouched.
 func (s *Sink) replace(root *os.Root, name string, data []byte) error {
-	err := fsutil.Replace(root, name, s.mode, func(f *os.File) error {
+	err := fsutil.ReplaceUnsynced(root, name, s.mode, func(f *os.File) error {
 		if err := s.writeTemp(f, data); err != nil {
 			return err
 		}
 		return s.keepOwner(root, name, f)
 	})
+	if err == nil {
+		err = s.syncDir(root, path.Dir(name))
+	}
 	if err != nil {
 		return s.explain(name, err)
 	}
 	return nil
+}
+
+// syncDir makes the renames into directory dir of root durable, sharing
+// the fsync with the process's concurrent writes there (see
+// [serializer.syncDir]).
+func (s *Sink) syncDir(root *os.Root, dir string) error {
+	fsync := func() error { return fsutil.SyncDir(root, dir) }
+	fi, err := root.Stat(dir)
+	if err != nil {
+		return err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fsync()
+	}
+	return writers.syncDir(s.path(dir), dirID{dev: uint64(st.Dev), ino: uint64(st.Ino)}, fsync) //nolint:unconvert // the types differ between platforms
 }
 
 // keepOwner gives f the owner and group of name, the file it replaces, so a

@@ -15,7 +15,10 @@
 //     rename must be durable before the secret's (a power loss must not
 //     keep a new secret with the old sidecar, which would make the rotator
 //     take its own secret for a foreign one). A directory the sink creates
-//     is made durable in its parent the same way.
+//     is made durable in its parent the same way. Concurrent writes into
+//     one directory share its fsyncs (group commit, see
+//     [serializer.syncDir]): a Put still returns only once its rename is
+//     durable.
 //   - All file operations go through an [os.Root] on the configured
 //     directory, so a destination cannot escape it, not even through a
 //     symlink. Destinations that are symlinks are refused, not replaced.

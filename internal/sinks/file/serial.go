@@ -34,6 +34,7 @@ type dirState struct {
 	// temp file for a crashed one's.
 	mu      sync.RWMutex
 	cleaned bool // under mu (write), or read under mu (read)
+	syncs   dirSync
 }
 
 // lockDest takes the lock of destination key, waiting until ctx is done.
@@ -71,13 +72,7 @@ func (s *serializer) lockDest(ctx context.Context, key string) (unlock func(), e
 // and process, while no write of the process is in flight there. Calling
 // the returned function ends the write.
 func (s *serializer) enterDir(key string, clean func()) (leave func()) {
-	s.mu.Lock()
-	d := s.dirs[key]
-	if d == nil {
-		d = &dirState{}
-		s.dirs[key] = d
-	}
-	s.mu.Unlock()
+	d := s.dir(key)
 	d.mu.RLock()
 	if !d.cleaned {
 		d.mu.RUnlock()
@@ -90,4 +85,81 @@ func (s *serializer) enterDir(key string, clean func()) (leave func()) {
 		d.mu.RLock()
 	}
 	return d.mu.RUnlock
+}
+
+func (s *serializer) dir(key string) *dirState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := s.dirs[key]
+	if d == nil {
+		d = &dirState{}
+		s.dirs[key] = d
+	}
+	return d
+}
+
+// syncDir makes durable every rename into directory key that completed
+// before the call, by calling fsync, an fsync of the directory, whose
+// identity (device and inode) is id. Concurrent writes share fsyncs (group
+// commit): a caller that finds an fsync of the directory in progress, which
+// may have started before its rename, waits for it and joins the next one,
+// which one of the callers waiting for it runs. Each caller returns only
+// after an fsync that started after its call, and with that fsync's error.
+func (s *serializer) syncDir(key string, id dirID, fsync func() error) error {
+	return s.dir(key).syncs.sync(id, fsync)
+}
+
+// dirID identifies a directory: the same path may name another directory
+// over time, whose renames an fsync of the first would not cover.
+type dirID struct{ dev, ino uint64 }
+
+// dirSync coalesces the fsyncs of one directory: see [serializer.syncDir].
+type dirSync struct {
+	mu      sync.Mutex
+	running *syncRound // the fsync in progress, if any
+	next    *syncRound // the fsync that follows it, if a caller waits for one
+}
+
+// syncRound is one fsync of a directory, and what callers of it wait for.
+type syncRound struct {
+	id   dirID
+	done chan struct{} // closed once err is set
+	err  error
+}
+
+func (d *dirSync) sync(id dirID, fsync func() error) error {
+	d.mu.Lock()
+	switch {
+	case d.running == nil:
+		r := &syncRound{id: id, done: make(chan struct{})}
+		d.running = r
+		d.mu.Unlock()
+		return d.lead(r, fsync)
+	case d.running.id != id || d.next != nil && d.next.id != id:
+		// The path now names another directory (it was replaced while
+		// writes were in flight): sync this one alone.
+		d.mu.Unlock()
+		return fsync()
+	case d.next != nil:
+		r := d.next
+		d.mu.Unlock()
+		<-r.done
+		return r.err
+	default:
+		r, prev := &syncRound{id: id, done: make(chan struct{})}, d.running
+		d.next = r
+		d.mu.Unlock()
+		<-prev.done // lead(prev) made r the running round
+		return d.lead(r, fsync)
+	}
+}
+
+// lead runs round r, then hands over to the next round, if any.
+func (d *dirSync) lead(r *syncRound, fsync func() error) error {
+	r.err = fsync()
+	d.mu.Lock()
+	d.running, d.next = d.next, nil
+	d.mu.Unlock()
+	close(r.done)
+	return r.err
 }
