@@ -183,11 +183,11 @@ func (e *Engine) recordCheck(j *job, r *Retired, c *check, conf Confirmation, er
 	j.res.Duration = e.cfg.Now().Sub(j.started) // the lineage's work ends with its last check
 	if conf == ConfirmDone {
 		r.ConfirmedAfter = elapsed
-		j.log.Info("revocation confirmed: Unleash rejects the retired token", attrs...)
+		j.logger().Info("revocation confirmed: Unleash rejects the retired token", attrs...)
 		return
 	}
 	r.Err = fmt.Errorf("%s %q but could not confirm it is dead: %w", c.verb, r.Token.Name, err)
-	j.log.Error("revocation not confirmed", append(attrs, "err", r.Err)...)
+	j.logger().Error("revocation not confirmed", append(attrs, "err", r.Err)...)
 }
 
 // confirmNote describes, for the log line of a retirement, how it is

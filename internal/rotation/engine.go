@@ -127,13 +127,17 @@ func New(cfg Config) (*Engine, error) {
 type job struct {
 	subject  Subject
 	decision Decision // the plan; never changed once made
-	log      *slog.Logger
+	// base is the engine's logger; log, made from it on first use (most
+	// jobs of a pass never log), adds the lineage's attributes. A job is
+	// handled by one goroutine at a time.
+	base, log *slog.Logger
 	// sinks is what each destination holds, as the pass changes it.
 	sinks []SinkState
 	// current is the ID of the token every destination should hold now:
 	// the decision's, then the one this pass published.
 	current string
-	res     Result
+	// res is the job's entry in the report.
+	res *Result
 	// broken is an internal error (a panic) of an earlier phase: the job
 	// does nothing more.
 	broken error
@@ -184,7 +188,7 @@ func (e *Engine) Run(ctx context.Context, targets []Target, opts Options) *Repor
 
 	jobs := make([]*job, len(lineages))
 	for i, l := range lineages {
-		jobs[i] = &job{subject: Subject{Lineage: l, Force: opts.Force != nil && opts.Force(l)}, log: e.cfg.Logger.With(lineageAttrs(l)...)}
+		jobs[i] = &job{subject: Subject{Lineage: l, Force: opts.Force != nil && opts.Force(l)}, base: e.cfg.Logger}
 	}
 	grouped := byLineage(listing.tokens())
 	e.each(ctx, jobs, func(ctx context.Context, j *job) { e.observe(ctx, j, grouped[j.subject.Lineage.Spec.Key()]) },
@@ -206,8 +210,9 @@ func (e *Engine) Run(ctx context.Context, targets []Target, opts Options) *Repor
 		in.Limits = e.limits(ctx, plan.LimitsNeeded)
 		plan = PlanPass(in)
 	}
+	rep.Results = make([]Result, len(jobs))
 	for i, j := range jobs {
-		j.start(plan.Decisions[i], in.Now)
+		j.start(plan.Decisions[i], in.Now, &rep.Results[i])
 	}
 	rep.Capacity = usages(in)
 
@@ -231,21 +236,27 @@ func (e *Engine) Run(ctx context.Context, targets []Target, opts Options) *Repor
 			e.finish(j)
 		}
 	}
-	rep.Results = slices.Grow(rep.Results, len(jobs))
-	for _, j := range jobs {
-		rep.Results = append(rep.Results, j.res)
-	}
 	return rep
 }
 
-// start readies a job to carry out its decision.
-func (j *job) start(d Decision, now time.Time) {
+// start readies a job to carry out its decision, with res, its entry in
+// the report.
+func (j *job) start(d Decision, now time.Time, res *Result) {
 	j.decision, j.plannedAt = d, now
 	j.sinks = slices.Clone(j.subject.Observation.Sinks)
 	if d.Current != nil {
 		j.current = d.Current.ID
 	}
-	j.res = Result{Lineage: j.subject.Lineage, Decision: d, Token: stripped(d.Current)}
+	*res = Result{Lineage: j.subject.Lineage, Decision: d, Token: stripped(d.Current)}
+	j.res = res
+}
+
+// logger returns the job's logger.
+func (j *job) logger() *slog.Logger {
+	if j.log == nil {
+		j.log = j.base.With(lineageAttrs(j.subject.Lineage)...)
+	}
+	return j.log
 }
 
 // listing is what a pass's listings returned.
@@ -418,7 +429,7 @@ func (e *Engine) each(ctx context.Context, jobs []*job, fn func(context.Context,
 			defer func() { <-sem }()
 			defer func() {
 				if r := recover(); r != nil {
-					j.log.Error("internal error", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+					j.logger().Error("internal error", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 					onPanic(j, fmt.Errorf("internal error: %v", r))
 				}
 			}()

@@ -55,10 +55,10 @@ func (e *Engine) cleanup(ctx context.Context, j *job) {
 		attrs := append(tokenAttrs(r.Token), "action", "delete-"+string(r.Step), "reason", r.Reason)
 		if err != nil {
 			j.res.Retired = append(j.res.Retired, Retired{Retirement: r, Err: err})
-			j.log.Error("could not delete "+what, append(attrs, "err", err)...)
+			j.logger().Error("could not delete "+what, append(attrs, "err", err)...)
 			continue
 		}
-		j.log.Info("deleted "+what, append(attrs, j.retired(r, "deleted")...)...)
+		j.logger().Info("deleted "+what, append(attrs, j.retired(r, "deleted")...)...)
 	}
 }
 
@@ -168,7 +168,7 @@ func (e *Engine) rotate(ctx context.Context, j *job, b Backend, opts Options) (O
 	}
 
 	j.res.RotationID = rid
-	log := j.log.With("rotation_id", rid)
+	log := j.logger().With("rotation_id", rid)
 	log.Info("creating replacement", "action", "create", "token_name", name, "reason", j.decision.Reason)
 	e.checkpoint(j, CheckpointCreate, "")
 	tok, err := b.Create(ctx, spec, name, expires)
@@ -234,7 +234,7 @@ func (e *Engine) recoverCreate(ctx context.Context, j *job, b Backend, name stri
 		derr := e.discard(ctx, b, inv.Tokens[i])
 		return Token{}, fmt.Errorf("%w; %q was created but its secret never arrived (deleted it: %s); the next pass creates another", cause, name, errOrOK(derr))
 	}
-	j.log.Warn("create outcome was unknown; found the token and continuing with it", "token_name", name)
+	j.logger().Warn("create outcome was unknown; found the token and continuing with it", "token_name", name)
 	return inv.Tokens[i], nil
 }
 
@@ -255,7 +255,7 @@ func (e *Engine) verify(ctx context.Context, j *job, b Backend, tok Token) error
 			return true, err // will not change by waiting
 		}
 		if err != nil {
-			j.log.Debug("new token not accepted yet", "err", err)
+			j.logger().Debug("new token not accepted yet", "err", err)
 		}
 		return err == nil, err
 	})
@@ -349,7 +349,7 @@ func (e *Engine) publish(ctx context.Context, j *job, tok Token, idx []int, rid,
 		default:
 			st.Record, st.Empty = back, false
 			j.res.Published = append(j.res.Published, st.Dest)
-			j.log.Info("published", "action", "publish", "sink", st.Dest.Sink, "path", st.Dest.Path, "fingerprint", meta.Fingerprint)
+			j.logger().Info("published", "action", "publish", "sink", st.Dest.Sink, "path", st.Dest.Path, "fingerprint", meta.Fingerprint)
 		}
 	}
 	if len(errs) > 0 {
@@ -394,14 +394,14 @@ func (e *Engine) retire(ctx context.Context, j *job) (Outcome, error) {
 		case StepGC:
 			continue
 		case StepLog:
-			j.log.Info("retirement candidate", append(attrs, "action", "retire-candidate")...)
+			j.logger().Info("retirement candidate", append(attrs, "action", "retire-candidate")...)
 		case StepWait:
-			j.log.Info("not retiring yet", append(attrs, "action", "retire-wait")...)
+			j.logger().Info("not retiring yet", append(attrs, "action", "retire-wait")...)
 		case StepExpire, StepDelete:
 			if lost != nil {
 				// What the pass does is wait, and it says why.
 				done.Retirement = Retirement{Token: t, Step: StepWait, Reason: lost.Error()}
-				j.log.Warn("not retiring: a destination no longer holds the replacement", append(tokenAttrs(t), "action", "retire-held-back", "err", lost)...)
+				j.logger().Warn("not retiring: a destination no longer holds the replacement", append(tokenAttrs(t), "action", "retire-held-back", "err", lost)...)
 				break
 			}
 			e.checkpoint(j, CheckpointRetire, "")
@@ -409,14 +409,14 @@ func (e *Engine) retire(ctx context.Context, j *job) (Outcome, error) {
 			if err != nil {
 				done.Err = fmt.Errorf("retire %q (%s): %w", t.Name, r.Step, err)
 				outcome = OutcomeFailed
-				j.log.Error("could not retire the old token", append(attrs, "action", "retire-"+string(r.Step), "err", done.Err)...)
+				j.logger().Error("could not retire the old token", append(attrs, "action", "retire-"+string(r.Step), "err", done.Err)...)
 				break
 			}
 			note := j.retired(r, "retired")
 			if r.Step == StepExpire {
-				j.log.Info("retired: expiry shortened", slices.Concat(attrs, []any{"action", "retire-expire", "new_expires_at", r.At}, note)...)
+				j.logger().Info("retired: expiry shortened", slices.Concat(attrs, []any{"action", "retire-expire", "new_expires_at", r.At}, note)...)
 			} else {
-				j.log.Info("retired: deleted", slices.Concat(attrs, []any{"action", "retire-delete"}, note)...)
+				j.logger().Info("retired: deleted", slices.Concat(attrs, []any{"action", "retire-delete"}, note)...)
 			}
 			continue
 		}
@@ -485,12 +485,12 @@ func (e *Engine) revoke(ctx context.Context, j *job) {
 		}
 		if err != nil {
 			j.res.Retired = append(j.res.Retired, Retired{Retirement: r, Err: err})
-			j.log.Error("revocation failed", "action", "revoke", "token_name", t.Name, "err", err)
+			j.logger().Error("revocation failed", "action", "revoke", "token_name", t.Name, "err", err)
 			continue
 		}
 		j.res.Retired = append(j.res.Retired, Retired{Retirement: r})
 		j.checkLater(len(j.res.Retired)-1, "revoked")
-		j.log.Info("revoked; waiting until Unleash rejects it", "action", "revoke", "token_name", t.Name, "fingerprint", t.Secret.Fingerprint())
+		j.logger().Info("revoked; waiting until Unleash rejects it", "action", "revoke", "token_name", t.Name, "fingerprint", t.Secret.Fingerprint())
 	}
 }
 
@@ -542,17 +542,17 @@ func (e *Engine) logResult(j *job) {
 		attrs = append(attrs, timeAttr("expires_at", r.Token.ExpiresAt)...)
 	}
 	for _, w := range append(r.Decision.Warnings, r.Warnings...) {
-		j.log.Warn(w)
+		j.logger().Warn(w)
 	}
 	switch {
 	case r.Failed():
-		j.log.Error("lineage "+string(r.Outcome), append(attrs, "err", r.errs())...)
+		j.logger().Error("lineage "+string(r.Outcome), append(attrs, "err", r.errs())...)
 	case r.Outcome == OutcomePending:
-		j.log.Warn("lineage waiting", append(attrs, "until", r.Decision.Until)...)
+		j.logger().Warn("lineage waiting", append(attrs, "until", r.Decision.Until)...)
 	case r.Decision.Action == ActionNone:
-		j.log.Debug("lineage up to date", attrs...)
+		j.logger().Debug("lineage up to date", attrs...)
 	default:
-		j.log.Info("lineage done", attrs...)
+		j.logger().Info("lineage done", attrs...)
 	}
 }
 

@@ -391,7 +391,7 @@ func TestSettleNeverCallsAnUnfinishedLineageOK(t *testing.T) {
 			if tt.plannedEarly {
 				planned = d.RenewAt.Add(-time.Second)
 			}
-			j.start(d, planned)
+			j.start(d, planned, &Result{})
 			j.res.Outcome, j.res.Retired = OutcomeOK, tt.retired
 			w.engine.settle(j)
 			assert.Equal(t, tt.want, j.res.Outcome)
