@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"net/http"
 	"slices"
@@ -121,30 +122,68 @@ func (s *Sink) writeDataV2(ctx context.Context, dest string, data map[string]any
 	return nil
 }
 
-// readV2 reads the latest version of dest. The read is Logical's, not
-// KVv2.Get's, whose errors about an unexpected answer can quote it. Vault
-// answers 404 without a body when the key has no version, and with one
-// when its latest version is deleted or destroyed.
+// readV2 reads the latest version of dest. Vault answers 404 without a
+// body when the key has no version, and with one when its latest version
+// is deleted or destroyed. The answer is decoded into the few fields the
+// sink uses rather than through Logical().Read, whose generic maps, with
+// the body buffered twice, were most of what a pass over 2000 keys
+// allocated; nor through KVv2.Get, whose errors about an unexpected answer
+// can quote it.
 func (s *Sink) readV2(ctx context.Context, dest, op string) (kv2State, error) {
 	path := s.dataPath(dest)
-	sec, err := call(ctx, s, path, func(ctx context.Context) (*api.Secret, error) {
-		return s.c.api.Logical().ReadWithContext(ctx, path)
+	ans, err := call(ctx, s, path, func(ctx context.Context) (*kv2Answer, error) {
+		ctx, cancel := context.WithCancel(ctx) // vault/api drops the cancel of its timeout
+		defer cancel()
+		return decodeKV2(s.c.api.Logical().ReadRawWithContext(ctx, path))
 	})
 	if err != nil {
 		return kv2State{}, s.explain(op, dest, path, err)
 	}
-	if sec == nil || sec.Data == nil {
+	if ans == nil || ans.Data == nil {
 		return kv2State{}, nil
 	}
-	md, _ := sec.Data["metadata"].(map[string]any)
-	n, _ := md["version"].(json.Number)
-	version, err := n.Int64()
-	if err != nil {
+	md := ans.Data.Metadata
+	if md == nil || md.Version == nil {
 		return kv2State{}, fmt.Errorf("%s %s: vault's answer has no version metadata: %w", op, path, wrongVersion(s.mount, 1))
 	}
-	data, _ := sec.Data["data"].(map[string]any)
-	custom, _ := md["custom_metadata"].(map[string]any)
-	return kv2State{live: data != nil, version: int(version), data: data, custom: stringMap(custom)}, nil
+	d := ans.Data.Data
+	return kv2State{live: d != nil, version: *md.Version, data: d, custom: md.CustomMetadata}, nil
+}
+
+// kv2Answer is what the sink reads of a KV v2 read.
+type kv2Answer struct {
+	Data *struct {
+		Data     map[string]any `json:"data"`
+		Metadata *struct {
+			Version        *int              `json:"version"`
+			CustomMetadata map[string]string `json:"custom_metadata"`
+		} `json:"metadata"`
+	} `json:"data"`
+}
+
+// decodeKV2 decodes the answer to a KV v2 read, as vault/api's Read would
+// have: a 404 is not an error (the key has no live version), and an empty
+// body is no answer.
+func decodeKV2(resp *api.Response, err error) (*kv2Answer, error) {
+	if resp == nil {
+		return nil, err
+	}
+	defer func() {
+		// Read what is left (a newline), so the connection is reused.
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
+		_ = resp.Body.Close()
+	}()
+	if err != nil && resp.StatusCode != http.StatusNotFound {
+		return nil, err
+	}
+	var ans kv2Answer
+	switch err := json.NewDecoder(resp.Body).Decode(&ans); {
+	case errors.Is(err, io.EOF):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("vault's answer (HTTP %d) is not a KV v2 read: %w", resp.StatusCode, err)
+	}
+	return &ans, nil
 }
 
 // readMetadataV2 reads the key's metadata: its current version and custom
