@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -321,4 +322,17 @@ func TestOutputsAreSearchedForSecrets(t *testing.T) {
 		assert.NotContains(t, e, "the-test-gave", "a finding never shows the secret")
 		assert.NotContains(t, e, "456789abcdef", "a finding never shows the secret")
 	}
+}
+
+func TestTuneGC(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	tuneGC(func(string) string { return "" })
+	assert.Equal(t, gcPercent, debug.SetGCPercent(100), "without GOGC, the rotator's target")
+	tuneGC(func(k string) string {
+		if k == "GOGC" {
+			return "200"
+		}
+		return ""
+	})
+	assert.Equal(t, 100, debug.SetGCPercent(100), "GOGC set: left as the runtime read it")
 }
