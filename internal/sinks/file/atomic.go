@@ -43,18 +43,23 @@ func (s *Sink) replace(root *os.Root, name string, data []byte) error {
 
 // syncDir makes the renames into directory dir of root durable, sharing
 // the fsync with the process's concurrent writes there (see
-// [serializer.syncDir]).
+// [serializer.syncDir]). The directory is opened once, so that the one
+// identified is the one synced.
 func (s *Sink) syncDir(root *os.Root, dir string) error {
-	fsync := func() error { return fsutil.SyncDir(root, dir) }
-	fi, err := root.Stat(dir)
+	d, err := root.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = d.Close() }()
+	fi, err := d.Stat()
 	if err != nil {
 		return err
 	}
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok {
-		return fsync()
+		return d.Sync()
 	}
-	return writers.syncDir(s.path(dir), dirID{dev: uint64(st.Dev), ino: uint64(st.Ino)}, fsync) //nolint:unconvert // the types differ between platforms
+	return writers.syncDir(s.path(dir), dirID{dev: uint64(st.Dev), ino: uint64(st.Ino)}, d.Sync) //nolint:unconvert // the types differ between platforms
 }
 
 // keepOwner gives f the owner and group of name, the file it replaces, so a

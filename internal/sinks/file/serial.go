@@ -4,6 +4,7 @@ package file
 
 import (
 	"context"
+	"errors"
 	"sync"
 )
 
@@ -135,9 +136,10 @@ func (d *dirSync) sync(id dirID, fsync func() error) error {
 		d.running = r
 		d.mu.Unlock()
 		return d.lead(r, fsync)
-	case d.running.id != id || d.next != nil && d.next.id != id:
+	case d.running.id != id:
 		// The path now names another directory (it was replaced while
-		// writes were in flight): sync this one alone.
+		// writes were in flight): sync this one alone. (A next round
+		// always has the running round's id.)
 		d.mu.Unlock()
 		return fsync()
 	case d.next != nil:
@@ -154,12 +156,16 @@ func (d *dirSync) sync(id dirID, fsync func() error) error {
 	}
 }
 
-// lead runs round r, then hands over to the next round, if any.
+// lead runs round r, then hands over to the next round, if any, even if
+// fsync panics: the directory's later writes must not wait forever.
 func (d *dirSync) lead(r *syncRound, fsync func() error) error {
+	r.err = errors.New("the fsync of the directory did not return") // what r's callers get if fsync panics
+	defer func() {
+		d.mu.Lock()
+		d.running, d.next = d.next, nil
+		d.mu.Unlock()
+		close(r.done)
+	}()
 	r.err = fsync()
-	d.mu.Lock()
-	d.running, d.next = d.next, nil
-	d.mu.Unlock()
-	close(r.done)
 	return r.err
 }

@@ -105,3 +105,22 @@ func TestDirSyncDoesNotShareAcrossDirectories(t *testing.T) {
 	close(release)
 	require.NoError(t, <-first)
 }
+
+// An fsync that panics does not leave the directory's later writes waiting
+// forever.
+func TestDirSyncSurvivesAPanickingFsync(t *testing.T) {
+	var d dirSync
+	id := dirID{ino: 1}
+	func() {
+		defer func() { assert.NotNil(t, recover(), "the panic reaches the caller whose fsync it was") }()
+		_ = d.sync(id, func() error { panic("fsync: boom") })
+	}()
+	done := make(chan error, 1)
+	go func() { done <- d.sync(id, func() error { return nil }) }()
+	select {
+	case err := <-done:
+		assert.NoError(t, err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("a write after a panicking fsync waits forever")
+	}
+}
