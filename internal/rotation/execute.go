@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"time"
@@ -550,7 +551,10 @@ func (e *Engine) logResult(j *job) {
 	case r.Outcome == OutcomePending:
 		j.logger().Warn("lineage waiting", append(attrs, "until", r.Decision.Until)...)
 	case r.Decision.Action == ActionNone:
-		j.logger().Debug("lineage up to date", attrs...)
+		// Most lineages of a pass: no logger is made for a line that is off.
+		if j.base.Enabled(context.Background(), slog.LevelDebug) {
+			j.logger().Debug("lineage up to date", attrs...)
+		}
 	default:
 		j.logger().Info("lineage done", attrs...)
 	}
