@@ -139,8 +139,12 @@ func (s *Sink) readV2(ctx context.Context, dest, op string) (kv2State, error) {
 	if err != nil {
 		return kv2State{}, s.explain(op, dest, path, err)
 	}
-	if ans == nil || ans.Data == nil {
+	if ans == nil || ans.Data == nil && ans.status == http.StatusNotFound {
 		return kv2State{}, nil
+	}
+	if ans.Data == nil {
+		// Vault's KV v2 always answers a read it serves with data.
+		return kv2State{}, fmt.Errorf("%s %s: vault's answer (HTTP %d) has no data: %w", op, path, ans.status, wrongVersion(s.mount, 1))
 	}
 	md := ans.Data.Metadata
 	if md == nil || md.Version == nil {
@@ -159,11 +163,12 @@ type kv2Answer struct {
 			CustomMetadata map[string]string `json:"custom_metadata"`
 		} `json:"metadata"`
 	} `json:"data"`
+	status int // the HTTP status
 }
 
-// decodeKV2 decodes the answer to a KV v2 read, as vault/api's Read would
-// have: a 404 is not an error (the key has no live version), and an empty
-// body is no answer.
+// decodeKV2 decodes the answer to a KV v2 read: a 404 is not an error (the
+// key has no live version), and an empty body is no answer, as with
+// vault/api's Read.
 func decodeKV2(resp *api.Response, err error) (*kv2Answer, error) {
 	if resp == nil {
 		return nil, err
@@ -176,7 +181,7 @@ func decodeKV2(resp *api.Response, err error) (*kv2Answer, error) {
 	if err != nil && resp.StatusCode != http.StatusNotFound {
 		return nil, err
 	}
-	var ans kv2Answer
+	ans := kv2Answer{status: resp.StatusCode}
 	switch err := json.NewDecoder(resp.Body).Decode(&ans); {
 	case errors.Is(err, io.EOF):
 		return nil, nil

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/unleash-rotator/unleash-rotator/internal/rotation"
 	"github.com/unleash-rotator/unleash-rotator/internal/vaulttest"
 )
 
@@ -88,5 +89,41 @@ func TestRedirectsStayOnTheSameHost(t *testing.T) {
 		got, err := s.Get(t.Context(), "app")
 		require.NoError(t, err)
 		assert.Equal(t, "followed", got.Secret.Reveal())
+	})
+}
+
+// Something at the address that answers a KV v2 read with 200 but no data
+// is not Vault's KV v2: the read fails, rather than pass for an empty key
+// that Put would then write the new secret to.
+func TestKV2ReadAnsweredWithoutData(t *testing.T) {
+	t.Parallel()
+	fake := vaulttest.NewFake(t)
+	target, err := url.Parse(fake.Addr)
+	require.NoError(t, err)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	var writes sync.Map
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/v1/secret/data/") {
+			if r.Method == http.MethodGet {
+				w.Header().Set("Content-Type", "application/json")
+				_, _ = io.WriteString(w, `{"status":"ok"}`)
+				return
+			}
+			writes.Store(r.Method+" "+r.URL.Path, true)
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close)
+	s, err := New(t.Context(), testConfig(front.URL, fake.RootToken), nil)
+	require.NoError(t, err)
+
+	_, err = s.Get(t.Context(), "app")
+	require.Error(t, err)
+	assert.NotErrorIs(t, err, rotation.ErrEmpty)
+	assert.ErrorContains(t, err, "vault's answer (HTTP 200) has no data")
+	require.Error(t, s.Put(t.Context(), "app", testRecord("new-secret"), ""))
+	writes.Range(func(k, _ any) bool {
+		t.Errorf("the secret was written anyway: %v", k)
+		return true
 	})
 }
