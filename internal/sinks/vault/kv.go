@@ -126,9 +126,9 @@ func (s *Sink) writeDataV2(ctx context.Context, dest string, data map[string]any
 // body when the key has no version, and with one when its latest version
 // is deleted or destroyed. The answer is decoded into the few fields the
 // sink uses rather than through Logical().Read, whose generic maps, with
-// the body buffered twice, were most of what a pass over 2000 keys
-// allocated; nor through KVv2.Get, whose errors about an unexpected answer
-// can quote it.
+// the body buffered twice, were 26 of the 62 MB a steady pass over 2000
+// keys allocated; nor through KVv2.Get, whose errors about an unexpected
+// answer can quote it.
 func (s *Sink) readV2(ctx context.Context, dest, op string) (kv2State, error) {
 	path := s.dataPath(dest)
 	ans, err := call(ctx, s, path, func(ctx context.Context) (*kv2Answer, error) {
